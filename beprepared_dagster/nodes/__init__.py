@@ -1,0 +1,37 @@
+"""Node implementations, one file per family. Dagster-free and Gradio-free."""
+
+from beprepared_dagster.nodes.base import (
+    FilterNode,
+    Image,
+    ImageNode,
+    NodeContext,
+    Outcome,
+    PropertyNode,
+    TransformNode,
+)
+from beprepared_dagster.nodes.captions import MapCaption, Set, SetCaption
+from beprepared_dagster.nodes.concat import Concat
+from beprepared_dagster.nodes.convert_format import ConvertFormat
+from beprepared_dagster.nodes.filters import Filter, FilterByAspectRatio, FilterBySize
+from beprepared_dagster.nodes.load import Load
+from beprepared_dagster.nodes.save import Save
+
+__all__ = [
+    "Concat",
+    "ConvertFormat",
+    "Filter",
+    "FilterByAspectRatio",
+    "FilterBySize",
+    "FilterNode",
+    "Image",
+    "ImageNode",
+    "Load",
+    "MapCaption",
+    "NodeContext",
+    "Outcome",
+    "PropertyNode",
+    "Save",
+    "Set",
+    "SetCaption",
+    "TransformNode",
+]

@@ -1,0 +1,167 @@
+"""Node categories. A node is a small Dagster-free class with one method to implement; the stage executor
+does batching, caching, counting and error isolation for all of them.
+
+| category       | implement                 | result                                   |
+|----------------|---------------------------|------------------------------------------|
+| FilterNode     | `reject_reason(image)`    | keep, or reject with a reason            |
+| PropertyNode   | `compute(image)`          | properties to set                        |
+| TransformNode  | `transform(image, ctx)`   | new bytes (object id) and their props    |
+| ImageNode      | `process(images, ctx)`    | any of the above, for a batch            |
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from beprepared_dagster.workflow import Node
+
+if TYPE_CHECKING:
+    from beprepared_dagster.store.objects import ObjectStore
+
+
+class Image(Mapping[str, Any]):
+    """An image as a node sees it: read-only properties, by attribute or by key.
+
+    `image.width`, `image["width"]`, `image.get("caption")`. An unknown attribute raises AttributeError
+    naming the properties that exist (the original silently returned "no value").
+    """
+
+    __slots__ = ("_props",)
+
+    def __init__(self, props: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_props", dict(props))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._props[name]
+        except KeyError:
+            raise AttributeError(
+                f"image has no property {name!r}; it has {sorted(self._props)} (use image.get({name!r}) "
+                "for an optional one)"
+            ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("images are read-only inside nodes: return the properties to set instead")
+
+    def __getitem__(self, key: str) -> Any:
+        return self._props[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._props)
+
+    def __len__(self) -> int:
+        return len(self._props)
+
+    def __repr__(self) -> str:
+        return f"Image({self._props!r})"
+
+    @property
+    def aspect_ratio(self) -> float:
+        return self._props["width"] / self._props["height"]
+
+    def with_props(self, **changes: Any) -> Image:
+        return Image({**self._props, **changes})
+
+
+@dataclass
+class Outcome:
+    """What a node decided for one image. JSON-serializable (it is what the cache stores)."""
+
+    kept: bool = True
+    reason: str | None = None
+    set: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def keep(cls, **props: Any) -> Outcome:
+        return cls(True, None, props)
+
+    @classmethod
+    def reject(cls, reason: str) -> Outcome:
+        return cls(False, reason, {})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kept": self.kept, "reason": self.reason, "set": self.set}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Outcome:
+        return cls(bool(value["kept"]), value.get("reason"), dict(value.get("set") or {}))
+
+
+@dataclass
+class NodeContext:
+    """What a node may use besides its images: the object store and a logger."""
+
+    objects: ObjectStore
+    log: logging.Logger | Any
+
+
+class SourceNode(Node):
+    """Produces images from outside the workspace (Load)."""
+
+    max_inputs: ClassVar[int | None] = 0
+
+
+class SinkNode(Node):
+    """Consumes the final images (Save); becomes an unpartitioned asset."""
+
+
+class MergeNode(Node):
+    """Merges several inputs image by image (Concat)."""
+
+    max_inputs: ClassVar[int | None] = None
+
+
+class ImageNode(Node):
+    """A per-image node: its outcome for an image depends only on the properties in `reads` (all properties
+    when None) and its parameters, which is exactly what the cache key covers.
+
+    Attributes:
+        reads: property names the result depends on; None means every property.
+        batch_size: images handed to `process` at once (and written to the store per batch).
+    """
+
+    reads: ClassVar[tuple[str, ...] | None] = None
+    batch_size: ClassVar[int] = 1024
+
+    def process(self, images: list[Image], ctx: NodeContext) -> list[Outcome]:
+        return [self.process_one(image, ctx) for image in images]
+
+    def process_one(self, image: Image, ctx: NodeContext) -> Outcome:
+        raise NotImplementedError(f"{type(self).__name__} implements neither process nor process_one")
+
+
+class FilterNode(ImageNode):
+    """Keeps an image unless `reject_reason` returns a reason."""
+
+    def reject_reason(self, image: Image) -> str | None:
+        raise NotImplementedError
+
+    def process_one(self, image: Image, ctx: NodeContext) -> Outcome:
+        reason = self.reject_reason(image)
+        return Outcome.reject(reason) if reason else Outcome.keep()
+
+
+class PropertyNode(ImageNode):
+    """Sets the properties `compute` returns."""
+
+    def compute(self, image: Image) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def process_one(self, image: Image, ctx: NodeContext) -> Outcome:
+        return Outcome.keep(**self.compute(image))
+
+
+class TransformNode(ImageNode):
+    """Derives new bytes: `transform` stores them in `ctx.objects` and returns the new `objectid`, `format`,
+    `ext`, `width` and `height`. The partition (image identity) never changes."""
+
+    batch_size: ClassVar[int] = 64
+
+    def transform(self, image: Image, ctx: NodeContext) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def process_one(self, image: Image, ctx: NodeContext) -> Outcome:
+        return Outcome.keep(**self.transform(image, ctx))

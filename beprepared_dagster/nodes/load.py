@@ -1,0 +1,158 @@
+"""Load: ingest every image under a folder (recursively). Identity = SHA-256 of the file's bytes.
+
+Discovery (`scan_folder`) walks the folder, reuses the hash of any file whose size and mtime are unchanged,
+and hashes the rest in parallel. The Load stage then copies each image into the object store and probes it
+(`nodes.imaging.probe`), caching the probe per object id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from beprepared_dagster.nodes.base import SourceNode
+from beprepared_dagster.nodes.imaging import IMAGE_EXTENSIONS
+from beprepared_dagster.store.files import FileEntry
+from beprepared_dagster.store.objects import hash_file
+
+PROBE_VERSION = 1
+# The probe depends only on the bytes, so its cache key is shared by every Load of every workflow.
+PROBE_FINGERPRINT = hashlib.sha256(json.dumps({"node": "Load.probe", "version": PROBE_VERSION}).encode()).hexdigest()
+
+
+class Load(SourceNode):
+    """Recursively ingest the images under `dir` (`.jpg .jpeg .png .webp .gif .bmp .tif .tiff`, any case).
+
+    Args:
+        dir: the folder to read. Relative paths are resolved against the current directory.
+    """
+
+    version: ClassVar[int] = 1
+    description: ClassVar[str] = "Images found under {dir}, copied into the workspace and checked."
+
+    def __init__(self, dir: str | os.PathLike) -> None:
+        if not isinstance(dir, str | os.PathLike) or not str(dir):
+            raise ValueError(f"dir must be a folder path, got {dir!r}")
+        self.dir = Path(dir).expanduser().resolve()
+        self.params["dir"] = str(self.dir)
+
+    def check_folder(self) -> None:
+        if not self.dir.exists():
+            raise FileNotFoundError(f"Load: folder {self.dir} does not exist")
+        if not self.dir.is_dir():
+            raise NotADirectoryError(f"Load: {self.dir} is not a folder")
+
+
+@dataclass
+class ScanResult:
+    """What a scan of one folder found: index changes, unreadable files, and hashes in discovery order."""
+
+    changed: list[FileEntry] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)
+    files: int = 0
+    hashed: int = 0
+
+
+def scan_folder(
+    root: Path, index: dict[str, FileEntry], log: Callable[[str], None] | None = None, threads: int = 4
+) -> ScanResult:
+    """Walk `root`, compare with the previous `index`, hash new or changed files in parallel."""
+    result = ScanResult()
+    seen: dict[str, os.stat_result] = {}
+    for path, stat_or_error in _walk(root):
+        if isinstance(stat_or_error, str):
+            result.problems.append((path, stat_or_error))
+            continue
+        seen[path] = stat_or_error
+    result.files = len(seen)
+    todo = []
+    for path, st in sorted(seen.items()):
+        old = index.get(path)
+        if old and old.sha256 and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+            continue
+        todo.append((path, st))
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for (path, st), (digest, error) in zip(todo, pool.map(_hash_or_error, [p for p, _ in todo]), strict=True):
+            entry = FileEntry(path, st.st_size, st.st_mtime_ns, digest, error)
+            old = index.get(path)
+            if error:
+                result.problems.append((path, error))
+                if old and old.error == error and old.mtime_ns == st.st_mtime_ns:
+                    continue  # already reported
+            result.changed.append(entry)
+    result.hashed = len(todo)
+    for path, error in result.problems:
+        if path not in seen:
+            result.changed.append(FileEntry(path, None, None, None, error))
+    problem_paths = {p for p, _ in result.problems}
+    result.removed = sorted(p for p in index if p not in seen and p not in problem_paths)
+    hashes = {e.path: e.sha256 for e in index.values() if e.path in seen}
+    hashes.update({e.path: e.sha256 for e in result.changed})
+    ordered: dict[str, None] = {}
+    for path in sorted(hashes):
+        if hashes[path]:
+            ordered.setdefault(hashes[path], None)
+    result.hashes = list(ordered)
+    if log:
+        for path, problem in result.problems:
+            old = index.get(path)
+            if not old or old.error != problem:
+                log(f"skipped {path}: {problem}")
+    return result
+
+
+def _hash_or_error(path: str) -> tuple[str | None, str | None]:
+    try:
+        return hash_file(path), None
+    except PermissionError:
+        return None, "unreadable: permission denied"
+    except OSError as exc:
+        return None, f"unreadable: {exc.strerror or exc}"
+
+
+def _walk(root: Path) -> Iterator[tuple[str, os.stat_result | str]]:
+    """Yield (path, stat) for candidate image files, or (path, problem) for ones that cannot be listed.
+    Follows directory symlinks once per real directory, so a symlink loop ends instead of recursing."""
+    visited: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            st = folder.stat()
+        except OSError as exc:
+            yield str(folder), f"unreadable folder: {exc.strerror or exc}"
+            continue
+        if (st.st_dev, st.st_ino) in visited:
+            yield str(folder), "symlink loop: folder already visited"
+            continue
+        visited.add((st.st_dev, st.st_ino))
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            yield str(folder), f"unreadable folder: {exc.strerror or exc}"
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = os.path.join(folder, entry.name)
+            try:
+                if entry.is_dir(follow_symlinks=True):
+                    stack.append(Path(path))
+                    continue
+            except OSError as exc:
+                yield path, f"symlink loop or broken link: {exc.strerror or exc}"
+                continue
+            if os.path.splitext(entry.name)[1].lower() not in IMAGE_EXTENSIONS:
+                continue
+            try:
+                yield path, entry.stat(follow_symlinks=True)
+            except OSError as exc:
+                yield path, f"broken link or symlink loop: {exc.strerror or exc}"

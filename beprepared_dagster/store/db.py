@@ -1,0 +1,103 @@
+"""DuckDB access: one short transaction per call, bounded retry when another process holds the file.
+
+DuckDB lets one process write (and no other process even read) at a time, so no process keeps the file
+open: every access opens, runs one transaction, and closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from beprepared_dagster.errors import StoreError
+from beprepared_dagster.store.migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
+LOCK_TIMEOUT_ENV = "BEPREPARED_DB_LOCK_TIMEOUT"
+
+
+def _is_lock_conflict(exc: Exception) -> bool:
+    text = str(exc)
+    return "Could not set lock" in text or "Conflicting lock" in text or "conflict" in text.lower()
+
+
+class Database:
+    def __init__(self, path: Path, lock_timeout: float | None = None) -> None:
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout or float(os.environ.get(LOCK_TIMEOUT_ENV, "120"))
+        self._migrated = False
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connect(self) -> Iterator[Any]:
+        """Yield a connection inside a transaction; commit on success, roll back on error, always close."""
+        import duckdb
+
+        self._ensure_schema()
+        conn = self._open()
+        try:
+            conn.execute("BEGIN TRANSACTION")
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            try:
+                conn.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise
+        finally:
+            conn.close()
+
+    def _open(self) -> Any:
+        import duckdb
+
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.02
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except (duckdb.IOException, duckdb.TransactionException) as exc:
+                if not _is_lock_conflict(exc) or time.monotonic() > deadline:
+                    raise StoreError(
+                        f"could not open {self.path} within {self.lock_timeout:.0f}s: {exc}. Another process "
+                        f"holds the workspace database; set {LOCK_TIMEOUT_ENV} to wait longer."
+                    ) from exc
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 1.0)
+
+    def _ensure_schema(self) -> None:
+        if self._migrated:
+            return
+        with self._lock:
+            if self._migrated:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._open()
+            try:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations "
+                    "(version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP DEFAULT current_timestamp)"
+                )
+                done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations").fetchall()}
+                for version, name, sql in MIGRATIONS:
+                    if version in done:
+                        continue
+                    conn.execute("BEGIN TRANSACTION")
+                    conn.execute(sql)
+                    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+                    conn.execute("COMMIT")
+                    log.info("workspace %s: applied migration %d (%s)", self.path, version, name)
+            finally:
+                conn.close()
+            self._migrated = True
+
+    def schema_version(self) -> int:
+        with self.connect() as conn:
+            return conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]

@@ -1,0 +1,47 @@
+"""Numbered schema migrations of the workspace's DuckDB file. Append only; never edit an applied one."""
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "initial schema",
+        """
+        CREATE TABLE files (
+            root VARCHAR NOT NULL,          -- a Load folder (absolute)
+            path VARCHAR NOT NULL,          -- absolute path of the file
+            size BIGINT,
+            mtime_ns BIGINT,
+            sha256 VARCHAR,                 -- NULL when the file could not be read
+            error VARCHAR,                  -- why it could not be read
+            seen_at TIMESTAMP DEFAULT current_timestamp,
+            PRIMARY KEY (root, path)
+        );
+        CREATE TABLE node_cache (
+            fingerprint VARCHAR NOT NULL,   -- node type + version + canonical parameters
+            input VARCHAR NOT NULL,         -- digest of the properties the node reads
+            value JSON NOT NULL,            -- the outcome: kept/rejected and the properties it sets
+            created_at TIMESTAMP DEFAULT current_timestamp,
+            PRIMARY KEY (fingerprint, input)
+        );
+        CREATE TABLE fingerprints (
+            fingerprint VARCHAR PRIMARY KEY,
+            node VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            params JSON NOT NULL
+        );
+        CREATE TABLE stage_rows (
+            workflow VARCHAR NOT NULL,
+            stage VARCHAR NOT NULL,
+            image_id VARCHAR NOT NULL,      -- partition key: SHA-256 of the source file
+            seq INTEGER NOT NULL,           -- several records per image after Concat of branches
+            status VARCHAR NOT NULL,        -- kept | rejected | absent
+            reason VARCHAR,
+            at_stage VARCHAR,               -- the stage that rejected it
+            props JSON,
+            fingerprint VARCHAR NOT NULL,
+            run_id VARCHAR,
+            updated_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (workflow, stage, image_id, seq)
+        );
+        """,
+    ),
+]

@@ -1,0 +1,125 @@
+"""Per-stage results: one row per (workflow, stage, image, seq) with status, reason and the image's properties
+as they leave that stage. Downstream stages and Save read these in bulk."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+KEPT, REJECTED, ABSENT = "kept", "rejected", "absent"
+
+
+@dataclass
+class Row:
+    image_id: str
+    seq: int
+    status: str
+    reason: str | None = None
+    at_stage: str | None = None
+    props: dict[str, Any] = field(default_factory=dict)
+    updated_at: Any = None
+
+    def same_content(self, other: Row) -> bool:
+        return (self.seq, self.status, self.reason, self.at_stage, self.props) == (
+            other.seq, other.status, other.reason, other.at_stage, other.props,
+        )
+
+
+def read_rows(conn: Any, workflow: str, stage: str, image_ids: list[str] | None = None) -> dict[str, list[Row]]:
+    """Rows of a stage, grouped by image, seq-ordered; all images when `image_ids` is None."""
+    sql = (
+        "SELECT image_id, seq, status, reason, at_stage, props, updated_at FROM stage_rows "
+        "WHERE workflow = ? AND stage = ?"
+    )
+    params: list[Any] = [workflow, stage]
+    if image_ids is not None:
+        sql += " AND image_id IN (SELECT unnest(?::VARCHAR[]))"
+        params.append(image_ids)
+    result: dict[str, list[Row]] = {}
+    for image_id, seq, status, reason, at_stage, props, at in conn.execute(sql + " ORDER BY image_id, seq", params).fetchall():
+        result.setdefault(image_id, []).append(
+            Row(image_id, seq, status, reason, at_stage, json.loads(props) if props else {}, at)
+        )
+    return result
+
+
+def write_rows(conn: Any, workflow: str, stage: str, fingerprint: str, run_id: str | None, rows: list[Row]) -> int:
+    """Replace the rows of the images in `rows` (all their seqs) in one statement pair.
+
+    An image whose rows come out identical keeps its old `updated_at`, so downstream stages are not made
+    stale by a recomputation that changed nothing. Returns the number of images whose content changed.
+    """
+    if not rows:
+        return 0
+    ids = sorted({r.image_id for r in rows})
+    previous = read_rows(conn, workflow, stage, ids)
+    grouped: dict[str, list[Row]] = {}
+    for row in rows:
+        grouped.setdefault(row.image_id, []).append(row)
+    changed = 0
+    stamps: list[Any] = []
+    for image_id, new in grouped.items():
+        old = previous.get(image_id, [])
+        same = len(old) == len(new) and all(a.same_content(b) for a, b in zip(old, new, strict=True))
+        changed += not same
+        stamps.extend([old[0].updated_at if same else None] * len(new))
+    rows = [r for group in grouped.values() for r in group]
+    conn.execute(
+        "DELETE FROM stage_rows WHERE workflow = ? AND stage = ? AND image_id IN (SELECT unnest(?::VARCHAR[]))",
+        [workflow, stage, ids],
+    )
+    conn.execute(
+        """
+        INSERT INTO stage_rows
+        SELECT ?, ?, image_id, seq, status, reason, at_stage, props::JSON, ?, ?, coalesce(stamp, current_timestamp)
+        FROM (SELECT unnest(?::VARCHAR[]) AS image_id, unnest(?::INTEGER[]) AS seq, unnest(?::VARCHAR[]) AS status,
+                     unnest(?::VARCHAR[]) AS reason, unnest(?::VARCHAR[]) AS at_stage,
+                     unnest(?::VARCHAR[]) AS props, unnest(?::TIMESTAMP[]) AS stamp)
+        """,
+        [
+            workflow,
+            stage,
+            fingerprint,
+            run_id,
+            [r.image_id for r in rows],
+            [r.seq for r in rows],
+            [r.status for r in rows],
+            [r.reason for r in rows],
+            [r.at_stage for r in rows],
+            [json.dumps(r.props, separators=(",", ":")) for r in rows],
+            stamps,
+        ],
+    )
+    return changed
+
+
+def stale_images(conn: Any, workflow: str, stage: str, fingerprint: str, upstream: list[str], image_ids: list[str]) -> set[str]:
+    """Images whose row for `stage` is missing, was made with another fingerprint, or is older than an
+    upstream row (the upstream was recomputed since)."""
+    rows = conn.execute(
+        """
+        WITH wanted AS (SELECT unnest(?::VARCHAR[]) AS image_id),
+        mine AS (
+            SELECT image_id, min(fingerprint) AS fp, max(fingerprint) AS fp2, min(updated_at) AS at
+            FROM stage_rows WHERE workflow = ? AND stage = ? GROUP BY image_id
+        ),
+        ups AS (
+            SELECT image_id, max(updated_at) AS at FROM stage_rows
+            WHERE workflow = ? AND stage IN (SELECT unnest(?::VARCHAR[])) GROUP BY image_id
+        )
+        SELECT w.image_id FROM wanted w
+        LEFT JOIN mine m USING (image_id) LEFT JOIN ups u USING (image_id)
+        WHERE m.image_id IS NULL OR m.fp <> ? OR m.fp2 <> ? OR (u.at IS NOT NULL AND u.at > m.at)
+        """,
+        [image_ids, workflow, stage, workflow, upstream, fingerprint, fingerprint],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def counts(conn: Any, workflow: str, stage: str) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT status, count(DISTINCT image_id) FROM stage_rows WHERE workflow = ? AND stage = ? GROUP BY status",
+        [workflow, stage],
+    ).fetchall()
+    return dict(rows)
