@@ -108,8 +108,9 @@ class Node(metaclass=NodeMeta):
         self.name = check_slug(name, "stage name") if name is not None else None
         self.sources = []
         self.sinks = []
-        for collector in _ACTIVE_COLLECTORS.get():
-            collector.append(self)
+        collectors = _ACTIVE_COLLECTORS.get()
+        if collectors:
+            collectors[-1].append(self)  # the innermost `with Workspace(...)` owns the node
 
     def __rshift__(self, other: Any) -> Node:
         other = _as_node(other)
@@ -382,8 +383,12 @@ class Workspace:
 
     def __exit__(self, *exc: Any) -> None:
         pop_collector(self._token)
-        if exc[0] is None and active_loader() is not None and self.nodes:
-            self.workflow()  # loading for `dagster dev` without an explicit run(): still define the assets
+        loader = active_loader()
+        if exc[0] is None and loader is not None and self._workflow is None:
+            claimed = {id(s.node) for w in loader.workflows for s in w.stages}
+            self.nodes[:] = [n for n in self.nodes if id(n) not in claimed]
+            if self.nodes:
+                self.workflow()  # loading for `dagster dev` without an explicit run(): still define the assets
 
     def workflow(self) -> Workflow:
         if self._workflow is None:

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-KEPT, REJECTED, ABSENT = "kept", "rejected", "absent"
+KEPT, REJECTED, ABSENT, ERROR = "kept", "rejected", "absent", "error"
 
 
 @dataclass
@@ -101,7 +101,8 @@ def stale_images(conn: Any, workflow: str, stage: str, fingerprint: str, upstrea
         """
         WITH wanted AS (SELECT unnest(?::VARCHAR[]) AS image_id),
         mine AS (
-            SELECT image_id, min(fingerprint) AS fp, max(fingerprint) AS fp2, min(updated_at) AS at
+            SELECT image_id, min(fingerprint) AS fp, max(fingerprint) AS fp2, min(updated_at) AS at,
+                   bool_or(status = 'error') AS failed
             FROM stage_rows WHERE workflow = ? AND stage = ? GROUP BY image_id
         ),
         ups AS (
@@ -110,7 +111,7 @@ def stale_images(conn: Any, workflow: str, stage: str, fingerprint: str, upstrea
         )
         SELECT w.image_id FROM wanted w
         LEFT JOIN mine m USING (image_id) LEFT JOIN ups u USING (image_id)
-        WHERE m.image_id IS NULL OR m.fp <> ? OR m.fp2 <> ? OR (u.at IS NOT NULL AND u.at > m.at)
+        WHERE m.image_id IS NULL OR m.failed OR m.fp <> ? OR m.fp2 <> ? OR (u.at IS NOT NULL AND u.at > m.at)
         """,
         [image_ids, workflow, stage, workflow, upstream, fingerprint, fingerprint],
     ).fetchall()

@@ -1,0 +1,1 @@
+"""Export formats written by Save."""

@@ -1,0 +1,1 @@
+"""The Gradio labeling app (human stages) — arrives with the human nodes."""

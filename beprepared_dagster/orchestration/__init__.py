@@ -1,0 +1,1 @@
+"""Workflow → Dagster: partitions, the asset factory, sensors, instance config, headless runs."""

@@ -1,0 +1,262 @@
+"""Run one stage over a list of images: read upstream rows, look the node's outcomes up in the cache,
+compute the misses in batches, write cache and stage rows in bulk. Dagster-free, so it is tested directly
+and the asset factory stays a thin wrapper.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from beprepared_dagster.errors import BadImage, BeprepareError
+from beprepared_dagster.nodes import imaging
+from beprepared_dagster.nodes.base import Image, ImageNode, MergeNode, NodeContext, Outcome, SourceNode
+from beprepared_dagster.nodes.load import PROBE_FINGERPRINT, Load
+from beprepared_dagster.store import cache, files, stages
+from beprepared_dagster.store.objects import ChangedFile
+from beprepared_dagster.store.stages import ABSENT, ERROR, KEPT, REJECTED, Row
+from beprepared_dagster.store.workspace import WorkspaceStore
+from beprepared_dagster.workflow import Stage, Workflow
+
+PREVIEW_SIZE = 6
+
+
+class UpstreamMissing(BeprepareError):
+    """A stage was asked to run on images its upstream stage has not processed yet."""
+
+
+@dataclass
+class StageReport:
+    """What one stage did in one run; becomes the materialization's metadata."""
+
+    stage: str
+    images: int = 0
+    kept: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    rejected_upstream: int = 0
+    absent: int = 0
+    cache_hits: int = 0
+    computed: int = 0
+    changed: int = 0
+    errors: list[str] = field(default_factory=list)
+    unreadable_files: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    preview: list[Row] = field(default_factory=list)
+
+    def add_row(self, row: Row, stage: str) -> None:
+        if row.status == KEPT:
+            self.kept += 1
+            if len(self.preview) < PREVIEW_SIZE:
+                self.preview.append(row)
+        elif row.status == ABSENT:
+            self.absent += 1
+        elif row.at_stage != stage:
+            self.rejected_upstream += 1
+        elif row.status == REJECTED:
+            self.rejected[_reason_class(row.reason)] += 1
+
+
+def _reason_class(reason: str | None) -> str:
+    """Group reasons for counting: 'too small: width 40 < min_width 64' → 'too small'."""
+    return (reason or "rejected").split(":")[0]
+
+
+def input_digest(node: ImageNode, props: dict[str, Any]) -> str:
+    reads = node.reads
+    chosen = props if reads is None else {k: props.get(k) for k in reads}
+    return hashlib.sha256(json.dumps(chosen, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class StageExecutor:
+    """Executes stages of one workflow against its workspace store."""
+
+    def __init__(self, store: WorkspaceStore, workflow: Workflow, log: Any, run_id: str | None = None) -> None:
+        self.store, self.workflow, self.log, self.run_id = store, workflow, log, run_id
+        self.ctx = NodeContext(objects=store.objects, log=log)
+
+    def run(self, stage: Stage, keys: list[str]) -> StageReport:
+        report = StageReport(stage.name, images=len(keys))
+        started = time.perf_counter()
+        node = stage.node
+        with self.store.db.connect() as conn:
+            cache.describe(conn, stage.fingerprint, type(node).__name__, node.version, node.fingerprint_params())
+        if isinstance(node, SourceNode):
+            self._run_load(stage, keys, report)
+        elif isinstance(node, MergeNode):
+            self._run_merge(stage, keys, report)
+        elif isinstance(node, ImageNode):
+            self._run_images(stage, keys, report)
+        else:
+            raise TypeError(f"stage {stage.name!r}: {type(node).__name__} is not a per-image node")
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # --- per-image nodes ---------------------------------------------------------------------------------
+
+    def _run_images(self, stage: Stage, keys: list[str], report: StageReport) -> None:
+        node: ImageNode = stage.node  # type: ignore[assignment]
+        upstream = stage.inputs[0].name
+        for chunk in _chunks(keys, max(node.batch_size, 1)):
+            with self.store.db.connect() as conn:
+                inputs = stages.read_rows(conn, self.workflow.name, upstream, chunk)
+                self._check_complete(stage, upstream, chunk, inputs)
+                digests = {
+                    (r.image_id, r.seq): input_digest(node, r.props)
+                    for rows in inputs.values()
+                    for r in rows
+                    if r.status == KEPT
+                }
+                cached = cache.lookup(conn, stage.fingerprint, sorted(set(digests.values())))
+            todo = {d: rk for rk, d in digests.items() if d not in cached}
+            report.cache_hits += len(digests) - len(todo)
+            fresh = self._compute(stage, node, {d: inputs[rk[0]][rk[1]] for d, rk in todo.items()}, report)
+            outcomes = {**{d: Outcome.from_json(v) for d, v in cached.items()}, **fresh}
+            rows = []
+            for image_id in chunk:
+                for row in inputs[image_id]:
+                    outcome = outcomes.get(digests.get((image_id, row.seq), ""))
+                    rows.append(self._apply(stage, row, outcome))
+            self._write(stage, rows, report, cache_values={d: o.to_json() for d, o in fresh.items() if o is not None})
+
+    def _compute(self, stage: Stage, node: ImageNode, todo: dict[str, Row], report: StageReport) -> dict[str, Any]:
+        """Run the node on cache misses; isolate failures per image. Returns digest → Outcome, or None for an
+        image that failed unexpectedly (not cached, reported as an error)."""
+        digests = list(todo)
+        images = [Image(todo[d].props) for d in digests]
+        try:
+            outcomes: list[Outcome | None] = list(node.process(images, self.ctx))
+        except Exception:
+            outcomes = [self._one(stage, node, image) for image in images]
+        report.computed += len(digests)
+        return dict(zip(digests, outcomes, strict=True))
+
+    def _one(self, stage: Stage, node: ImageNode, image: Image) -> Outcome | None:
+        try:
+            return node.process([image], self.ctx)[0]
+        except BadImage as exc:
+            return Outcome.reject(f"bad image: {exc}")
+        except Exception as exc:
+            self.log.error(f"{stage.name}: {image.get('original_path', image.get('objectid'))}: {type(exc).__name__}: {exc}")
+            return None
+
+    def _apply(self, stage: Stage, row: Row, outcome: Outcome | None) -> Row:
+        if row.status != KEPT:
+            return Row(row.image_id, row.seq, row.status if row.status != ERROR else REJECTED, row.reason, row.at_stage, row.props)
+        if outcome is None:
+            return Row(row.image_id, row.seq, ERROR, "error: see the run log", stage.name, row.props)
+        if not outcome.kept:
+            return Row(row.image_id, row.seq, REJECTED, outcome.reason, stage.name, row.props)
+        return Row(row.image_id, row.seq, KEPT, None, None, {**row.props, **outcome.set})
+
+    def _check_complete(self, stage: Stage, upstream: str, chunk: list[str], inputs: dict[str, list[Row]]) -> None:
+        missing = [k for k in chunk if k not in inputs]
+        if missing:
+            raise UpstreamMissing(
+                f"stage {stage.name!r}: upstream stage {upstream!r} has no result for {len(missing)} image(s) "
+                f"(first: {missing[0][:12]}…); materialize {self.workflow.name}/{upstream} for them first"
+            )
+
+    def _write(self, stage: Stage, rows: list[Row], report: StageReport, cache_values: dict[str, Any]) -> None:
+        with self.store.db.connect() as conn:
+            cache.store(conn, stage.fingerprint, cache_values)
+            report.changed += stages.write_rows(conn, self.workflow.name, stage.name, stage.fingerprint, self.run_id, rows)
+        for row in rows:
+            report.add_row(row, stage.name)
+            if row.status == ERROR:
+                report.errors.append(row.image_id)
+
+    # --- Concat --------------------------------------------------------------------------------------------
+
+    def _run_merge(self, stage: Stage, keys: list[str], report: StageReport) -> None:
+        for chunk in _chunks(keys, 4096):
+            with self.store.db.connect() as conn:
+                per_input = []
+                for source in stage.inputs:
+                    rows = stages.read_rows(conn, self.workflow.name, source.name, chunk)
+                    self._check_complete(stage, source.name, chunk, rows)
+                    per_input.append(rows)
+            out = []
+            for image_id in chunk:
+                candidates = [r for rows in per_input for r in rows[image_id]]
+                kept = [r for r in candidates if r.status == KEPT]
+                if kept:
+                    out.extend(Row(image_id, i, KEPT, None, None, r.props) for i, r in enumerate(kept))
+                else:
+                    first = next((r for r in candidates if r.status != ABSENT), candidates[0])
+                    status = REJECTED if first.status == ERROR else first.status
+                    out.append(Row(image_id, 0, status, first.reason, first.at_stage, first.props))
+            self._write(stage, out, report, cache_values={})
+
+    # --- Load ----------------------------------------------------------------------------------------------
+
+    def _run_load(self, stage: Stage, keys: list[str], report: StageReport) -> None:
+        node: Load = stage.node  # type: ignore[assignment]
+        node.check_folder()
+        root = str(node.dir)
+        with self.store.db.connect() as conn:
+            report.unreadable_files = files.errors_under(conn, root)
+        for path, problem in report.unreadable_files:
+            self.log.warning(f"skipped {path}: {problem}")
+        for chunk in _chunks(keys, 256):
+            with self.store.db.connect() as conn:
+                paths = files.paths_for(conn, root, chunk)
+                cached = cache.lookup(conn, PROBE_FINGERPRINT, chunk)
+            report.cache_hits += sum(1 for k in chunk if k in cached and k in paths)
+            rows, fresh = [], {}
+            for key in chunk:
+                row, probe = self._load_one(stage, node, key, paths.get(key, []), cached.get(key))
+                if probe is not None and key not in cached:
+                    fresh[key] = probe
+                rows.append(row)
+            report.computed += len(fresh)
+            with self.store.db.connect() as conn:
+                cache.store(conn, PROBE_FINGERPRINT, fresh)
+                report.changed += stages.write_rows(conn, self.workflow.name, stage.name, stage.fingerprint, self.run_id, rows)
+            for row in rows:
+                report.add_row(row, stage.name)
+                if row.status == ERROR:
+                    report.errors.append(row.image_id)
+
+    def _load_one(self, stage: Stage, node: Load, key: str, paths: list[str], cached: Any) -> tuple[Row, Any]:
+        if not paths:
+            return Row(key, 0, ABSENT, f"not under {node.dir}", stage.name), None
+        path, problem = self._import(key, paths)
+        if path is None:
+            self.log.warning(f"skipped {paths[0]}: {problem}")
+            return Row(key, 0, ERROR, problem, stage.name, {"original_path": paths[0]}), None
+        if len(paths) > 1:
+            self.log.info(f"{path}: {len(paths) - 1} byte-identical copies ({', '.join(paths[1:3])}…) loaded once")
+        probe = cached
+        if probe is None:
+            try:
+                probe = {"kept": True, "info": imaging.probe(self.store.objects.read(key))}
+            except BadImage as exc:
+                probe = {"kept": False, "reason": f"bad image: {exc}"}
+        base = {"objectid": key, "original_path": path}
+        if not probe["kept"]:
+            self.log.warning(f"skipped {path}: {probe['reason']}")
+            return Row(key, 0, REJECTED, probe["reason"], stage.name, base), probe
+        return Row(key, 0, KEPT, None, None, {**base, **probe["info"]}), probe
+
+    def _import(self, key: str, paths: list[str]) -> tuple[str | None, str]:
+        """Copy the first path whose bytes still hash to `key` into the object store."""
+        problem = "file vanished"
+        for path in paths:
+            try:
+                self.store.objects.put_file(path, expected=key)
+                return path, ""
+            except ChangedFile:
+                problem = "content changed since it was discovered (the new content gets its own image)"
+            except OSError as exc:
+                problem = f"unreadable: {exc.strerror or exc}"
+        return None, problem
