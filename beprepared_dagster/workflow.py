@@ -170,24 +170,28 @@ def canonical(value: Any, where: str) -> Any:
 
 
 def _callable_identity(func: Any) -> dict[str, Any]:
-    """Identify a callable by its name and source text (bytecode as a fallback), plus simple closure values.
-
-    Editing a lambda's line changes the fingerprint; so does changing a captured constant.
-    """
+    """Identify a callable by name, source text and bytecode (two lambdas on one line differ by their
+    constants), plus simple closure values. Editing a lambda or a captured constant changes the fingerprint."""
     name = getattr(func, "__qualname__", type(func).__name__)
     try:
         body = inspect.getsource(func)
     except (OSError, TypeError):
-        code = getattr(func, "__code__", None)
-        body = repr((code.co_code, code.co_consts)) if code else repr(func)
+        body = ""
+    code = getattr(func, "__code__", None)
     closure = []
     for cell in getattr(func, "__closure__", None) or ():
         try:
             closure.append(canonical(cell.cell_contents, name))
         except (WorkflowError, ValueError):
             closure.append(type(cell.cell_contents).__name__)
-    digest = hashlib.sha256(body.encode()).hexdigest()[:16]
+    digest = hashlib.sha256((body + (_code_text(code) if code else repr(func))).encode()).hexdigest()[:16]
     return {"callable": name, "source": digest, "closure": closure}
+
+
+def _code_text(code: Any) -> str:
+    """Bytecode and constants, recursing into nested code objects (whose repr holds a memory address)."""
+    consts = [_code_text(c) if inspect.iscode(c) else repr(c) for c in code.co_consts]
+    return code.co_code.hex() + repr(consts) + repr(code.co_names)
 
 
 @dataclass
@@ -309,10 +313,13 @@ def _validate(workflow: str, stages: list[Stage]) -> None:
             raise WorkflowError(
                 f"{label} has {count} inputs but takes {limit}; merge branches with Concat(a, b) first"
             )
-        if limit != 0 and count == 0:
-            raise WorkflowError(f"{label} has no input: connect it with `>>` after a Load")
         if isinstance(node, SinkNode) and stage.node.sinks:
             raise WorkflowError(f"{label} writes the dataset and cannot feed another node")
+    for stage in stages:
+        if stage.node.max_inputs != 0 and not stage.inputs:
+            raise WorkflowError(
+                f"stage {stage.name!r} ({type(stage.node).__name__}) has no input: connect it with `>>` after a Load"
+            )
 
 
 # --- loading workflow files for `dagster dev` -----------------------------------------------------------

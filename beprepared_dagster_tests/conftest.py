@@ -32,8 +32,14 @@ def make_image(path: Path, width: int, height: int, seed: int = 0, fmt: str = "J
     """A small distinct image (its bytes differ per seed, so each gets its own identity)."""
     from PIL import Image
 
+    from PIL import ImageDraw
+
     image = Image.new("RGB", (width, height), ((seed * 37) % 256, (seed * 91) % 256, (seed * 53) % 256))
-    image.putpixel((0, 0), (seed % 256, (seed // 256) % 256, 7))
+    draw = ImageDraw.Draw(image)
+    block = max(2, width // 20)
+    for bit in range(20):  # the seed in binary as black/white blocks: survives JPEG, distinct per seed
+        colour = (255, 255, 255) if (seed >> bit) & 1 else (0, 0, 0)
+        draw.rectangle([bit * block, 0, bit * block + block - 1, block - 1], fill=colour)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, fmt, quality=90) if fmt == "JPEG" else image.save(path, fmt)
     return path
@@ -53,10 +59,10 @@ def workspace_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def photos(tmp_path: Path) -> Path:
-    """A folder of 6 generated images: 4 of 640x480, 2 of 320x200 (below a 512 min edge)."""
+    """A folder of 6 generated images: 4 of 768x576, 2 of 320x200 (below a 512 min edge)."""
     folder = tmp_path / "photos"
     for i in range(4):
-        make_image(folder / f"big_{i}.jpg", 640, 480, seed=i)
+        make_image(folder / f"big_{i}.jpg", 768, 576, seed=i)
     for i in range(2):
         make_image(folder / f"small_{i}.jpg", 320, 200, seed=100 + i)
     return folder
