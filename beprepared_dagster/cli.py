@@ -34,9 +34,13 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     from beprepared_dagster import __version__
 
-    parser = argparse.ArgumentParser(prog="beprepared", description="Prepare image datasets as Dagster assets.")
+    parser = argparse.ArgumentParser(
+        prog="beprepared", description="Prepare image datasets as Dagster assets."
+    )
     parser.add_argument("--version", action="version", version=f"beprepared-dagster {__version__}")
-    parser.add_argument("-w", "--workspace", help="workspace folder (default: $BEPREPARED_WORKSPACE or ./workspace)")
+    parser.add_argument(
+        "-w", "--workspace", help="workspace folder (default: $BEPREPARED_WORKSPACE or ./workspace)"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a workflow file headlessly (every stage, then Save)")
@@ -47,8 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     exec_.add_argument("code", help="Python code using the node classes")
     exec_.set_defaults(func=_exec)
 
-    dev = commands.add_parser("dev", help="start `dagster dev` on this workspace (history kept in the workspace)")
-    dev.add_argument("workflows", nargs="*", type=Path, help="workflow files (default: $BEPREPARED_WORKFLOWS or the demo)")
+    dev = commands.add_parser(
+        "dev", help="start `dagster dev` on this workspace (history kept in the workspace)"
+    )
+    dev.add_argument(
+        "workflows", nargs="*", type=Path, help="workflow files (default: $BEPREPARED_WORKFLOWS or the demo)"
+    )
     dev.add_argument("-p", "--port", type=int, default=3000, help="webserver port (default 3000)")
     dev.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     dev.set_defaults(func=_dev)

@@ -231,7 +231,9 @@ class Workflow:
         for stage in self.stages:
             if stage.name == name:
                 return stage
-        raise KeyError(f"workflow {self.name!r} has no stage {name!r}; stages: {[s.name for s in self.stages]}")
+        raise KeyError(
+            f"workflow {self.name!r} has no stage {name!r}; stages: {[s.name for s in self.stages]}"
+        )
 
     def run(self, **kwargs: Any) -> Any:
         """Materialize every stage headlessly; see `orchestration.runner.run_workflow`."""

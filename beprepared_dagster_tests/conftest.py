@@ -30,9 +30,7 @@ BAD_FIXTURES = ["zero-bytes.jpg", "truncated.jpg", "text-file.jpg", "bomb.png"]
 
 def make_image(path: Path, width: int, height: int, seed: int = 0, fmt: str = "JPEG") -> Path:
     """A small distinct image (its bytes differ per seed, so each gets its own identity)."""
-    from PIL import Image
-
-    from PIL import ImageDraw
+    from PIL import Image, ImageDraw
 
     image = Image.new("RGB", (width, height), ((seed * 37) % 256, (seed * 91) % 256, (seed * 53) % 256))
     draw = ImageDraw.Draw(image)
@@ -46,7 +44,9 @@ def make_image(path: Path, width: int, height: int, seed: int = 0, fmt: str = "J
 
 
 def make_images(folder: Path, count: int, width: int = 64, height: int = 48, start: int = 0) -> list[Path]:
-    return [make_image(folder / f"img_{i:05d}.jpg", width, height, seed=i) for i in range(start, start + count)]
+    return [
+        make_image(folder / f"img_{i:05d}.jpg", width, height, seed=i) for i in range(start, start + count)
+    ]
 
 
 @pytest.fixture

@@ -42,14 +42,23 @@ def test_lshift_and_concat_merge_branches_named_uniquely(tmp_path):
     png = base >> ConvertFormat("PNG")
     merged = Concat() << jpeg << png
     workflow = Workflow("branches", merged >> Save)
-    assert names(workflow) == ["load", "filter_by_size", "convert_format", "convert_format_2", "concat", "save"]
+    assert names(workflow) == [
+        "load",
+        "filter_by_size",
+        "convert_format",
+        "convert_format_2",
+        "concat",
+        "save",
+    ]
     assert [i.name for i in workflow.stage("concat").inputs] == ["convert_format", "convert_format_2"]
     other = Workflow("concat_args", Concat(Load(tmp_path / "a"), Load(tmp_path / "b")) >> Save)
     assert [i.name for i in other.stage("concat").inputs] == ["load", "load_2"]
 
 
 def test_unknown_parameter_names_the_node_and_suggests(tmp_path):
-    with pytest.raises(WorkflowError, match=r"FilterBySize: unknown parameter 'min_egde' \(did you mean 'min_edge'\?\)"):
+    with pytest.raises(
+        WorkflowError, match=r"FilterBySize: unknown parameter 'min_egde' \(did you mean 'min_edge'\?\)"
+    ):
         FilterBySize(min_egde=512)
 
 
@@ -64,7 +73,9 @@ def test_graph_errors_name_the_stage(tmp_path):
     with pytest.raises(WorkflowError, match="has no Load"):
         Workflow("x", SetCaption("a") >> Save)
     a, b = Load(tmp_path / "a"), Load(tmp_path / "b")
-    with pytest.raises(WorkflowError, match=r"stage 'filter_by_size' \(FilterBySize\) has 2 inputs but takes 1"):
+    with pytest.raises(
+        WorkflowError, match=r"stage 'filter_by_size' \(FilterBySize\) has 2 inputs but takes 1"
+    ):
         Workflow("two_inputs", (a >> FilterBySize(min_edge=1)) << b)
     with pytest.raises(WorkflowError, match=r"stage 'load' \(Load\) takes no input"):
         Workflow("into_load", SetCaption("x") >> Load(tmp_path))

@@ -118,7 +118,9 @@ def export_folder(target: Path, rows: list[Row], objects: Any, save: Any, title:
     return report
 
 
-def _place(item: PlannedFile, dest: Path, target: Path, old: dict[str, str], objects: Any, report: ExportReport) -> None:
+def _place(
+    item: PlannedFile, dest: Path, target: Path, old: dict[str, str], objects: Any, report: ExportReport
+) -> None:
     if old.get(item.name) == item.sha256 and (target / item.name).is_file():
         try:
             os.link(target / item.name, dest)  # our own previous export: unchanged, not rewritten

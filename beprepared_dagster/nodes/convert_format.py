@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 from beprepared_dagster.nodes import imaging
 from beprepared_dagster.nodes.base import Image, NodeContext, TransformNode
 
-
 _ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
 
 

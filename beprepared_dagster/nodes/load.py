@@ -23,7 +23,9 @@ from beprepared_dagster.store.objects import hash_file
 
 PROBE_VERSION = 1
 # The probe depends only on the bytes, so its cache key is shared by every Load of every workflow.
-PROBE_FINGERPRINT = hashlib.sha256(json.dumps({"node": "Load.probe", "version": PROBE_VERSION}).encode()).hexdigest()
+PROBE_FINGERPRINT = hashlib.sha256(
+    json.dumps({"node": "Load.probe", "version": PROBE_VERSION}).encode()
+).hexdigest()
 
 
 class Load(SourceNode):
@@ -80,7 +82,9 @@ def scan_folder(
             continue
         todo.append((path, st))
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for (path, st), (digest, error) in zip(todo, pool.map(_hash_or_error, [p for p, _ in todo]), strict=True):
+        for (path, st), (digest, error) in zip(
+            todo, pool.map(_hash_or_error, [p for p, _ in todo]), strict=True
+        ):
             entry = FileEntry(path, st.st_size, st.st_mtime_ns, digest, error)
             old = index.get(path)
             if error:

@@ -4,7 +4,6 @@ Partitioned stage assets process `context.partition_keys` (a whole range in one 
 policy), write DuckDB themselves and return None; `Save` is an unpartitioned asset over its stage.
 """
 
-
 import warnings
 
 import dagster as dg
@@ -69,7 +68,9 @@ def _partitioned_asset(
         for row in report.preview[:4]:
             thumb = metadata.thumbnail_markdown(store.objects, row.props["objectid"])
             if thumb:
-                context.add_asset_metadata({"thumbnail": dg.MetadataValue.md(thumb)}, partition_key=row.image_id)
+                context.add_asset_metadata(
+                    {"thumbnail": dg.MetadataValue.md(thumb)}, partition_key=row.image_id
+                )
         context.log.info(
             f"{stage.name}: {report.kept} kept, {sum(report.rejected.values())} rejected here "
             f"{dict(report.rejected) or ''}, {report.rejected_upstream} rejected upstream, "
@@ -82,7 +83,9 @@ def _partitioned_asset(
             )
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.BetaWarning)  # backfill_policy is beta; it is the point of the design
+        warnings.simplefilter(
+            "ignore", dg.BetaWarning
+        )  # backfill_policy is beta; it is the point of the design
         return dg.asset(
             partitions_def=parts, backfill_policy=dg.BackfillPolicy.single_run(), **_common(workflow, stage)
         )(_stage_asset)

@@ -80,7 +80,9 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 class StageExecutor:
     """Executes stages of one workflow against its workspace store."""
 
-    def __init__(self, store: WorkspaceStore, workflow: Workflow, log: Any, run_id: str | None = None) -> None:
+    def __init__(
+        self, store: WorkspaceStore, workflow: Workflow, log: Any, run_id: str | None = None
+    ) -> None:
         self.store, self.workflow, self.log, self.run_id = store, workflow, log, run_id
         self.ctx = NodeContext(objects=store.objects, log=log)
 
@@ -89,7 +91,9 @@ class StageExecutor:
         started = time.perf_counter()
         node = stage.node
         with self.store.db.connect() as conn:
-            cache.describe(conn, stage.fingerprint, type(node).__name__, node.version, node.fingerprint_params())
+            cache.describe(
+                conn, stage.fingerprint, type(node).__name__, node.version, node.fingerprint_params()
+            )
         if isinstance(node, SourceNode):
             self._run_load(stage, keys, report)
         elif isinstance(node, MergeNode):
@@ -126,9 +130,13 @@ class StageExecutor:
                 for row in inputs[image_id]:
                     outcome = outcomes.get(digests.get((image_id, row.seq), ""))
                     rows.append(self._apply(stage, row, outcome))
-            self._write(stage, rows, report, cache_values={d: o.to_json() for d, o in fresh.items() if o is not None})
+            self._write(
+                stage, rows, report, cache_values={d: o.to_json() for d, o in fresh.items() if o is not None}
+            )
 
-    def _compute(self, stage: Stage, node: ImageNode, todo: dict[str, Row], report: StageReport) -> dict[str, Any]:
+    def _compute(
+        self, stage: Stage, node: ImageNode, todo: dict[str, Row], report: StageReport
+    ) -> dict[str, Any]:
         """Run the node on cache misses; isolate failures per image. Returns digest → Outcome, or None for an
         image that failed unexpectedly (not cached, reported as an error)."""
         digests = list(todo)
@@ -146,19 +154,30 @@ class StageExecutor:
         except BadImage as exc:
             return Outcome.reject(f"bad image: {exc}")
         except Exception as exc:
-            self.log.error(f"{stage.name}: {image.get('original_path', image.get('objectid'))}: {type(exc).__name__}: {exc}")
+            self.log.error(
+                f"{stage.name}: {image.get('original_path', image.get('objectid'))}: {type(exc).__name__}: {exc}"
+            )
             return None
 
     def _apply(self, stage: Stage, row: Row, outcome: Outcome | None) -> Row:
         if row.status != KEPT:
-            return Row(row.image_id, row.seq, row.status if row.status != ERROR else REJECTED, row.reason, row.at_stage, row.props)
+            return Row(
+                row.image_id,
+                row.seq,
+                row.status if row.status != ERROR else REJECTED,
+                row.reason,
+                row.at_stage,
+                row.props,
+            )
         if outcome is None:
             return Row(row.image_id, row.seq, ERROR, "error: see the run log", stage.name, row.props)
         if not outcome.kept:
             return Row(row.image_id, row.seq, REJECTED, outcome.reason, stage.name, row.props)
         return Row(row.image_id, row.seq, KEPT, None, None, {**row.props, **outcome.set})
 
-    def _check_complete(self, stage: Stage, upstream: str, chunk: list[str], inputs: dict[str, list[Row]]) -> None:
+    def _check_complete(
+        self, stage: Stage, upstream: str, chunk: list[str], inputs: dict[str, list[Row]]
+    ) -> None:
         missing = [k for k in chunk if k not in inputs]
         if missing:
             raise UpstreamMissing(
@@ -166,10 +185,14 @@ class StageExecutor:
                 f"(first: {missing[0][:12]}…); materialize {self.workflow.name}/{upstream} for them first"
             )
 
-    def _write(self, stage: Stage, rows: list[Row], report: StageReport, cache_values: dict[str, Any]) -> None:
+    def _write(
+        self, stage: Stage, rows: list[Row], report: StageReport, cache_values: dict[str, Any]
+    ) -> None:
         with self.store.db.connect() as conn:
             cache.store(conn, stage.fingerprint, cache_values)
-            report.changed += stages.write_rows(conn, self.workflow.name, stage.name, stage.fingerprint, self.run_id, rows)
+            report.changed += stages.write_rows(
+                conn, self.workflow.name, stage.name, stage.fingerprint, self.run_id, rows
+            )
         for row in rows:
             report.add_row(row, stage.name)
             if row.status == ERROR:
@@ -221,7 +244,9 @@ class StageExecutor:
             report.computed += len(fresh)
             with self.store.db.connect() as conn:
                 cache.store(conn, PROBE_FINGERPRINT, fresh)
-                report.changed += stages.write_rows(conn, self.workflow.name, stage.name, stage.fingerprint, self.run_id, rows)
+                report.changed += stages.write_rows(
+                    conn, self.workflow.name, stage.name, stage.fingerprint, self.run_id, rows
+                )
             for row in rows:
                 report.add_row(row, stage.name)
                 if row.status == ERROR:
@@ -235,7 +260,9 @@ class StageExecutor:
             self.log.warning(f"skipped {paths[0]}: {problem}")
             return Row(key, 0, ERROR, problem, stage.name, {"original_path": paths[0]}), None
         if len(paths) > 1:
-            self.log.info(f"{path}: {len(paths) - 1} byte-identical copies ({', '.join(paths[1:3])}…) loaded once")
+            self.log.info(
+                f"{path}: {len(paths) - 1} byte-identical copies ({', '.join(paths[1:3])}…) loaded once"
+            )
         probe = cached
         if probe is None:
             try:

@@ -26,9 +26,13 @@ def run_save(store: WorkspaceStore, workflow: Workflow, stage: Stage, log: Any) 
         log.info(f"{len(gone)} kept image(s) left out: their source file was deleted or changed")
     unprocessed = len(present - set(rows))
     if unprocessed:
-        log.warning(f"{unprocessed} discovered image(s) are not processed by {source!r} yet and are not exported")
+        log.warning(
+            f"{unprocessed} discovered image(s) are not processed by {source!r} yet and are not exported"
+        )
     target = store.resolve_output(node.dir)
-    report = export_folder(target, [r for r in kept if r.image_id in present], store.objects, node, workflow.name)
+    report = export_folder(
+        target, [r for r in kept if r.image_id in present], store.objects, node, workflow.name
+    )
     if report.unchanged:
         log.info(f"{target}: unchanged ({report.images} images), nothing rewritten")
     else:

@@ -35,7 +35,10 @@ def stage_metadata(report: StageReport) -> dict[str, Any]:
     }
     if report.unreadable_files:
         meta["unreadable_files"] = dg.MetadataValue.json(
-            {"count": len(report.unreadable_files), "first": [f"{p}: {e}" for p, e in report.unreadable_files[:10]]}
+            {
+                "count": len(report.unreadable_files),
+                "first": [f"{p}: {e}" for p, e in report.unreadable_files[:10]],
+            }
         )
     return meta
 

@@ -84,18 +84,27 @@ def run_workflow(workflow: Workflow, *, save: bool = True, log_level: str = "INF
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     for planned in summary.runs:
         selection = [asset_key(workflow, workflow.stage(s)) for s in planned.stages]
-        _materialize(summary, assets, selection, instance, run_config, range_tags(planned.first, planned.last))
+        _materialize(
+            summary, assets, selection, instance, run_config, range_tags(planned.first, planned.last)
+        )
     sinks = [asset_key(workflow, s) for s in workflow.stages if isinstance(s.node, SinkNode)]
     if save and sinks:
         _materialize(summary, assets, sinks, instance, run_config, {})
     return summary
 
 
-def _materialize(summary: RunSummary, assets: list, selection: list, instance: Any, run_config: dict, tags: dict) -> None:
+def _materialize(
+    summary: RunSummary, assets: list, selection: list, instance: Any, run_config: dict, tags: dict
+) -> None:
     names = ", ".join(k.to_user_string() for k in selection)
     try:
         result = dg.materialize(
-            assets, selection=selection, instance=instance, tags=tags, run_config=run_config, raise_on_error=False
+            assets,
+            selection=selection,
+            instance=instance,
+            tags=tags,
+            run_config=run_config,
+            raise_on_error=False,
         )
     except Exception as exc:  # a definition or launch error, before any step ran
         raise RunFailed(f"run of {names} could not start: {exc}") from exc
@@ -106,4 +115,6 @@ def _materialize(summary: RunSummary, assets: list, selection: list, instance: A
             for e in result.all_events
             if e.is_step_failure and e.event_specific_data is not None
         ]
-        raise RunFailed(f"run {result.run_id} of {names} failed: " + ("; ".join(failures) or "see the run log"))
+        raise RunFailed(
+            f"run {result.run_id} of {names} failed: " + ("; ".join(failures) or "see the run log")
+        )

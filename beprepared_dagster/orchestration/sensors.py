@@ -1,6 +1,5 @@
 """The discovery sensor of a workflow: new files in its Load folders become partitions and ONE range run."""
 
-
 import os
 
 import dagster as dg

@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +47,8 @@ class Database:
             yield conn
             conn.execute("COMMIT")
         except BaseException:
-            try:
+            with suppress(duckdb.Error):
                 conn.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
             raise
         finally:
             conn.close()
@@ -91,7 +89,9 @@ class Database:
                         continue
                     conn.execute("BEGIN TRANSACTION")
                     conn.execute(sql)
-                    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name]
+                    )
                     conn.execute("COMMIT")
                     log.info("workspace %s: applied migration %d (%s)", self.path, version, name)
             finally:

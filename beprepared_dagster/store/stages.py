@@ -22,11 +22,17 @@ class Row:
 
     def same_content(self, other: Row) -> bool:
         return (self.seq, self.status, self.reason, self.at_stage, self.props) == (
-            other.seq, other.status, other.reason, other.at_stage, other.props,
+            other.seq,
+            other.status,
+            other.reason,
+            other.at_stage,
+            other.props,
         )
 
 
-def read_rows(conn: Any, workflow: str, stage: str, image_ids: list[str] | None = None) -> dict[str, list[Row]]:
+def read_rows(
+    conn: Any, workflow: str, stage: str, image_ids: list[str] | None = None
+) -> dict[str, list[Row]]:
     """Rows of a stage, grouped by image, seq-ordered; all images when `image_ids` is None."""
     sql = (
         "SELECT image_id, seq, status, reason, at_stage, props, updated_at FROM stage_rows "
@@ -37,14 +43,18 @@ def read_rows(conn: Any, workflow: str, stage: str, image_ids: list[str] | None 
         sql += " AND image_id IN (SELECT unnest(?::VARCHAR[]))"
         params.append(image_ids)
     result: dict[str, list[Row]] = {}
-    for image_id, seq, status, reason, at_stage, props, at in conn.execute(sql + " ORDER BY image_id, seq", params).fetchall():
+    for image_id, seq, status, reason, at_stage, props, at in conn.execute(
+        sql + " ORDER BY image_id, seq", params
+    ).fetchall():
         result.setdefault(image_id, []).append(
             Row(image_id, seq, status, reason, at_stage, json.loads(props) if props else {}, at)
         )
     return result
 
 
-def write_rows(conn: Any, workflow: str, stage: str, fingerprint: str, run_id: str | None, rows: list[Row]) -> int:
+def write_rows(
+    conn: Any, workflow: str, stage: str, fingerprint: str, run_id: str | None, rows: list[Row]
+) -> int:
     """Replace the rows of the images in `rows` (all their seqs) in one statement pair.
 
     An image whose rows come out identical keeps its old `updated_at`, so downstream stages are not made
@@ -94,7 +104,9 @@ def write_rows(conn: Any, workflow: str, stage: str, fingerprint: str, run_id: s
     return changed
 
 
-def stale_images(conn: Any, workflow: str, stage: str, fingerprint: str, upstream: list[str], image_ids: list[str]) -> set[str]:
+def stale_images(
+    conn: Any, workflow: str, stage: str, fingerprint: str, upstream: list[str], image_ids: list[str]
+) -> set[str]:
     """Images whose row for `stage` is missing, was made with another fingerprint, or is older than an
     upstream row (the upstream was recomputed since)."""
     rows = conn.execute(

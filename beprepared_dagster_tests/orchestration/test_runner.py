@@ -21,13 +21,17 @@ from beprepared_dagster.nodes.base import PropertyNode
 from beprepared_dagster.orchestration.instance import open_instance
 from beprepared_dagster.orchestration.partitions import partitions_name, range_tags
 from beprepared_dagster.store import WorkspaceStore
-from beprepared_dagster_tests.conftest import BAD_FIXTURES, GOOD_FIXTURES, make_images
+from beprepared_dagster_tests.conftest import GOOD_FIXTURES, make_images
 
 
 def seed_workflow(photos: Path, ws: Path, caption: str = "ohwx dog", min_edge: int = 512) -> Workflow:
     return Workflow(
         "dogs",
-        Load(photos) >> FilterBySize(min_edge=min_edge) >> ConvertFormat("JPEG") >> SetCaption(caption) >> Save,
+        Load(photos)
+        >> FilterBySize(min_edge=min_edge)
+        >> ConvertFormat("JPEG")
+        >> SetCaption(caption)
+        >> Save,
         workspace=ws,
     )
 
@@ -90,12 +94,18 @@ def test_rerun_of_unchanged_workflow_recomputes_nothing(photos, workspace_dir):
 def test_changed_parameter_recomputes_only_that_stage_and_keeps_old_results(photos, workspace_dir):
     seed_workflow(photos, workspace_dir, caption="ohwx dog").run()
     instance = open_instance(WorkspaceStore(workspace_dir))
-    before = {s: event_count(instance, "dogs", s) for s in ("load", "filter_by_size", "convert_format", "set_caption")}
+    before = {
+        s: event_count(instance, "dogs", s)
+        for s in ("load", "filter_by_size", "convert_format", "set_caption")
+    }
     summary = seed_workflow(photos, workspace_dir, caption="ohwx puppy").run()
     assert [r.stages for r in summary.runs] == [["set_caption"]]
     after = {s: event_count(instance, "dogs", s) for s in before}
     assert {s: after[s] - before[s] for s in before} == {
-        "load": 0, "filter_by_size": 0, "convert_format": 0, "set_caption": 6
+        "load": 0,
+        "filter_by_size": 0,
+        "convert_format": 0,
+        "set_caption": 6,
     }
     assert latest_meta(instance, "dogs", "set_caption")["computed"] == 1  # one distinct input: no props read
     captions = {p.read_text() for p in (workspace_dir / "output").glob("*.txt")}
@@ -147,9 +157,7 @@ def test_bad_input_folder_logs_each_file_and_processes_every_good_image(fixture_
     assert load["rejected_by_reason"] == {"bad image": 4}
     assert load["unreadable_files"]["count"] == 2  # the two loops, by path
     assert load["kept"] == len(GOOD_FIXTURES)
-    logs = "\n".join(
-        e.message for run_id in summary.run_ids for e in instance.all_logs(run_id) if e.message
-    )
+    logs = "\n".join(e.message for run_id in summary.run_ids for e in instance.all_logs(run_id) if e.message)
     for name, reason in [
         ("zero-bytes.jpg", "empty file"),
         ("truncated.jpg", "truncated"),
@@ -187,8 +195,11 @@ def test_unexpected_node_error_fails_the_run_but_keeps_good_results(photos, work
         workflow.run()
     store = WorkspaceStore(workspace_dir)
     with store.db.connect() as conn:
-        statuses = dict(conn.execute(
-            "SELECT status, count(*) FROM stage_rows WHERE stage = 'explodes' GROUP BY status").fetchall())
+        statuses = dict(
+            conn.execute(
+                "SELECT status, count(*) FROM stage_rows WHERE stage = 'explodes' GROUP BY status"
+            ).fetchall()
+        )
     assert statuses == {"kept": 4, "error": 2}
 
 
@@ -201,12 +212,15 @@ def _script(tmp_path: Path, body: str) -> Path:
 @pytest.mark.slow
 def test_script_and_cli_exit_codes(tmp_path, photos):
     ws = tmp_path / "ws"
-    good = _script(tmp_path, f"""
+    good = _script(
+        tmp_path,
+        f"""
         from beprepared_dagster import *
         with Workspace({str(ws)!r}, name="cli") as workspace:
             Load({str(photos)!r}) >> FilterBySize(min_edge=512) >> Save
             workspace.run()
-    """)
+    """,
+    )
     done = subprocess.run([sys.executable, str(good)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(list((ws / "output").glob("*.jpg"))) == 4
@@ -214,16 +228,21 @@ def test_script_and_cli_exit_codes(tmp_path, photos):
     again = subprocess.run([beprepared, "run", str(good)], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "0 new image(s), 0 stage run(s)" in again.stdout
-    bad = _script(tmp_path, f"""
+    bad = _script(
+        tmp_path,
+        f"""
         from beprepared_dagster import *
         with Workspace({str(ws)!r}, name="cli") as workspace:
             Load({str(tmp_path / "absent")!r}) >> Save
             workspace.run()
-    """)
+    """,
+    )
     failed = subprocess.run([sys.executable, str(bad)], capture_output=True, text=True, timeout=300)
     assert failed.returncode != 0 and "does not exist" in failed.stderr
     failed_cli = subprocess.run([beprepared, "run", str(bad)], capture_output=True, text=True, timeout=300)
-    assert failed_cli.returncode == 1 and "error:" in failed_cli.stderr and "does not exist" in failed_cli.stderr
+    assert (
+        failed_cli.returncode == 1 and "error:" in failed_cli.stderr and "does not exist" in failed_cli.stderr
+    )
 
 
 def test_partitions_use_one_definition_per_workflow(photos, workspace_dir):

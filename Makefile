@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` (dagster dev on the bundled demo) and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help demo test test-fast lint bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## start dagster dev on the bundled demo (http://127.0.0.1:3000)
+	$(BIN)/beprepared dev
+
+test: $(STAMP)  ## run the whole test suite (unit, in-process Dagster, end-to-end dagster dev)
+	$(BIN)/pytest -q
+
+test-fast: $(STAMP)  ## skip the slow and end-to-end tests
+	$(BIN)/pytest -q -m "not slow and not e2e"
+
+lint: $(STAMP)  ## ruff lint + format check
+	$(BIN)/ruff check beprepared_dagster beprepared_dagster_tests bench
+	$(BIN)/ruff format --check beprepared_dagster beprepared_dagster_tests bench
+
+bench: $(STAMP)  ## pipeline benchmark (prints figures; N=2000 by default)
+	$(BIN)/python bench/bench_pipeline.py
+
+clean:  ## remove the virtualenv and the demo workspace
+	rm -rf $(VENV) workspace
