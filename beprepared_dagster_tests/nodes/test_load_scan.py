@@ -147,6 +147,41 @@ def test_unreadable_file(scan_root: Path):
         assert entry.sha256 is None and entry.error == "unreadable: permission denied"
 
 
+def test_permission_denied_is_a_problem_and_retried_later(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The non-root case of the test above, simulated so it runs as root too."""
+    from beprepared_dagster.nodes import load
+
+    root = tmp_path / "photos"
+    make_image(root / "a.jpg", 8, 8, seed=1)
+    locked = make_image(root / "locked.jpg", 8, 8, seed=2)
+    real_hash_file = load.hash_file
+
+    def hash_file(path):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_hash_file(path)
+
+    monkeypatch.setattr(load, "hash_file", hash_file)
+    logged: list[str] = []
+    first = scan_folder(root, {}, log=logged.append)
+    assert first.problems == [(str(locked), "unreadable: permission denied")]
+    assert logged == [f"skipped {locked}: unreadable: permission denied"]
+    assert first.hashes == [sha(root / "a.jpg")]
+    entry = next(e for e in first.changed if e.path == str(locked))
+    assert (entry.sha256, entry.error) == (None, "unreadable: permission denied")
+
+    logged.clear()
+    second = scan_folder(root, next_index({}, first), log=logged.append)
+    assert second.hashed == 1  # retried: permissions may have been fixed
+    assert logged == []  # but not reported again
+    assert str(locked) not in second.removed
+
+    monkeypatch.setattr(load, "hash_file", real_hash_file)
+    third = scan_folder(root, next_index(next_index({}, first), second))
+    assert third.problems == []
+    assert sha(locked) in third.hashes
+
+
 def test_problems_are_logged_once(scan_root: Path):
     logged: list[str] = []
     first = scan_folder(scan_root, {}, log=logged.append)

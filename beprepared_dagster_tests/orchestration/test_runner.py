@@ -248,3 +248,31 @@ def test_script_and_cli_exit_codes(tmp_path, photos):
 def test_partitions_use_one_definition_per_workflow(photos, workspace_dir):
     workflow = seed_workflow(photos, workspace_dir)
     assert partitions_name(workflow) == "dogs_images"
+
+
+def test_cached_conversion_still_converts_and_extension_follows_format(photos, workspace_dir):
+    from PIL import Image
+
+    workflow = Workflow("png", Load(photos) >> ConvertFormat("PNG") >> Save, workspace=workspace_dir)
+    workflow.run()
+    shutil.rmtree(workspace_dir / "output")  # force Save to write again from the cache
+    workflow.run()
+    exported = sorted((workspace_dir / "output").glob("*.png"))
+    assert len(exported) == 6 and not list((workspace_dir / "output").glob("*.jpg"))
+    for path in exported:
+        assert path.name.rsplit("_", 1)[0].endswith(".jpg")  # named after the source file
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+
+
+def test_file_whose_content_changed_is_a_new_image_and_the_old_version_leaves_the_export(photos, workspace_dir):
+    from beprepared_dagster_tests.conftest import make_image
+
+    workflow = Workflow("edit", Load(photos) >> Save, workspace=workspace_dir)
+    workflow.run()
+    old = next((workspace_dir / "output").glob("big_0.jpg_*.jpg")).name
+    make_image(photos / "big_0.jpg", 800, 600, seed=999)  # edited in place, same name
+    summary = workflow.run()
+    assert summary.new_images == 1
+    names = [p.name for p in (workspace_dir / "output").glob("big_0.jpg_*.jpg")]
+    assert len(names) == 1 and names[0] != old
