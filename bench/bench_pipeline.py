@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import datetime as _dt
 import functools
+import gc
 import hashlib
 import io
 import json
@@ -166,6 +167,19 @@ class Profile:
             if stack:
                 stack[-1][1] += dt
 
+    def watch_gc(self) -> None:
+        """Count collector pauses (they land inside whatever region allocates; reported separately)."""
+        self.gc_s, self.gc_runs, started = 0.0, [0, 0, 0], [0.0]
+
+        def callback(phase: str, info: dict) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                self.gc_s += time.perf_counter() - started[0]
+                self.gc_runs[info["generation"]] += 1
+
+        gc.callbacks.append(callback)
+
     def wrap(self, owner: Any, attr: str, name: str) -> None:
         original = getattr(owner, attr)
         prof = self
@@ -263,6 +277,7 @@ def child_main(spec: dict) -> None:
     if spec["phase"] != "baseline":
         instrument(prof, dagster=spec["phase"] == "pipeline")
     logging.basicConfig(level=logging.WARNING)
+    prof.watch_gc()
     if spec["trace"]:
         tracemalloc.start(1)
     t0 = time.perf_counter()
@@ -288,13 +303,14 @@ def child_main(spec: dict) -> None:
     result["rss_peak_mib"] = maxrss_mib()
     result["split_s"] = prof.excl
     result["calls"] = prof.calls
+    result["gc_s"], result["gc_runs"] = prof.gc_s, prof.gc_runs
     result["foreign_thread_regions"] = prof.foreign
     if spec["phase"] != "baseline":
         workspace = Path(spec["workspace"])
         result["duckdb_bytes"] = (workspace / "beprepared.duckdb").stat().st_size
         result["dagster_home_bytes"] = tree_bytes(workspace / "dagster_home")
         output = workspace / "output"
-        result["exported_images"] = sorted(p.name.rsplit("_", 1)[1] for p in output.glob("*.png"))
+        result["exported_images"] = sorted(p.stem.rsplit("_", 1)[1] for p in output.glob("*.png"))
     Path(spec["result"]).write_text(json.dumps(result))
 
 
@@ -383,8 +399,9 @@ def run_baseline(images: Path, out: Path) -> dict[str, Any]:
 # --- parent ----------------------------------------------------------------------------------------------
 
 
-def run_child(spec: dict, logs: Path, label: str) -> dict:
+def run_child(spec: dict, logs: Path, label: str, env: dict[str, str] | None = None) -> dict:
     logs.mkdir(parents=True, exist_ok=True)
+    os.sync()  # flush the previous phase's dirty pages, so they do not slow this phase's fsyncs (SQLite)
     result = logs / f"{label}.json"
     spec = {**spec, "result": str(result)}
     log_path = logs / f"{label}.log"
@@ -393,7 +410,7 @@ def run_child(spec: dict, logs: Path, label: str) -> dict:
     with open(log_path, "w") as log:
         proc = subprocess.run(
             [sys.executable, __file__, "--_child", json.dumps(spec)], stdout=log, stderr=subprocess.STDOUT,
-            cwd=str(logs.parent),
+            cwd=str(logs.parent), env={**os.environ, **(env or {})},
         )
     if proc.returncode != 0:
         print("FAILED")
@@ -447,13 +464,14 @@ SPLIT_ORDER = [
 ]
 
 
-def report(args, n: int, extra: int, stages: int, timed: dict, traced: dict) -> list[str]:
+def report(env: dict[str, str], n: int, extra: int, stages: int, timed: dict, traced: dict) -> list[str]:
     v = versions()
     lines = [
         f"N = {n} images ({n - n // 10 - (1 if n % 10 > 7 else 0)} of {BIG[0]}x{BIG[1]}, the rest {SMALL[0]}x{SMALL[1]} "
         f"rejected by FilterBySize(min_edge={MIN_EDGE})); incremental adds {extra}; partitioned stages = {stages}",
         f"machine: {os.cpu_count()} CPUs ({cpu_model()}), {platform.system()} {platform.release()}; "
         f"Python {v['python']}, dagster {v['dagster']}, duckdb {v['duckdb']}, Pillow {v['pillow']}",
+        f"extra environment: {' '.join(f'{k}={val}' for k, val in env.items()) or 'none'}",
         "",
     ]
     order = [("baseline", "baseline loop"), ("executor", "executor (cold)"), ("cold", "dagster cold"),
@@ -500,9 +518,19 @@ def report(args, n: int, extra: int, stages: int, timed: dict, traced: dict) -> 
     ex = timed["executor"]
     lines += ["Executor per stage (s): " + ", ".join(f"{k} {val:.2f}" for k, val in ex["stage_s"].items())]
     c = timed["cold"]
+
+    def conns(key: str) -> str:
+        r = timed[key]
+        k = r["calls"].get("duckdb", 0)
+        return f"{key} {k} ({r['split_s'].get('duckdb', 0.0) / max(k, 1) * 1000:.0f} ms each)"
+
+    def gcs(key: str) -> str:
+        r = timed[key]
+        return f"{key} {r['gc_s']:.2f}s ({'/'.join(map(str, r['gc_runs']))})"
+
     lines += [
-        f"DuckDB connections opened: executor {ex['calls'].get('duckdb', 0)}, cold {c['calls'].get('duckdb', 0)}, "
-        f"warm {timed['warm']['calls'].get('duckdb', 0)}, incremental {timed['incr']['calls'].get('duckdb', 0)}",
+        "DuckDB transactions (each opens and closes the file): " + ", ".join(conns(k) for k in ("executor", "cold", "warm", "incr")),
+        "GC pauses, inside the split above (gen0/1/2 collections): " + ", ".join(gcs(k) for k in ("baseline", "executor", "cold", "warm", "incr")),
         f"Cold-run Dagster events by type: {json.dumps(c.get('events_by_type', {}), sort_keys=True)}",
         f"Workspace after incremental: DuckDB {timed['incr']['duckdb_bytes'] / 2**20:.1f} MiB, "
         f"dagster_home {timed['incr']['dagster_home_bytes'] / 2**20:.1f} MiB",
@@ -543,12 +571,19 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="append the report here")
     parser.add_argument("--no-results", action="store_true", help="print only, do not append to --results")
     parser.add_argument("--no-traced-pass", action="store_true", help="skip the tracemalloc pass")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="environment for the executor and Dagster phases, e.g. "
+                        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 (repeatable)")
     parser.add_argument("--_child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:
         child_main(json.loads(args._child))
         return
     n = args.images
+    try:
+        env = dict(item.split("=", 1) for item in args.env)
+    except ValueError:
+        parser.error("--env takes KEY=VALUE")
     if n < 20:
         parser.error("--images must be at least 20")
     extra = max(1, n // 100)
@@ -573,17 +608,17 @@ def main() -> None:
             out["baseline"] = run_child({**common, "phase": "baseline", "images": str(root / "images"),
                                          "out": str(root / "baseline")}, logs, "baseline")
             out["executor"] = run_child({**common, "phase": "executor", "images": str(root / "images"),
-                                         "workspace": str(root / "ws-executor")}, logs, "executor")
+                                         "workspace": str(root / "ws-executor")}, logs, "executor", env)
             spec = {**common, "phase": "pipeline", "images": str(root / "images"), "workspace": str(root / "ws")}
-            out["cold"] = run_child(spec, logs, "cold")
-            out["warm"] = run_child(spec, logs, "warm")
+            out["cold"] = run_child(spec, logs, "cold", env)
+            out["warm"] = run_child(spec, logs, "warm", env)
             link_tree(extra_files, root / "images")
-            out["incr"] = run_child(spec, logs, "incr")
+            out["incr"] = run_child(spec, logs, "incr", env)
             results[pass_name] = out
         from beprepared_dagster.nodes.base import SinkNode
 
         stages = sum(1 for s in build_workflow(base, workdir / "unused-ws").stages if not isinstance(s.node, SinkNode))
-        lines = report(args, n, extra, stages, results["timed"], results.get("traced", {}))
+        lines = report(env, n, extra, stages, results["timed"], results.get("traced", {}))
         print()
         print("\n".join(lines))
         print(f"\n(benchmark took {time.perf_counter() - started:.0f}s)")

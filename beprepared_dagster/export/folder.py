@@ -105,6 +105,7 @@ def export_folder(target: Path, rows: list[Row], objects: Any, save: Any, title:
         return report
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    _chmod_like_mkdir(staging)  # mkdtemp makes 0700; the export is a normal folder (umask applies)
     try:
         for item in planned:
             _place(item, staging / item.name, target, old or {}, objects, report)
@@ -133,6 +134,12 @@ def _place(
     else:
         dest.write_text(item.text or "", encoding="utf-8")
     report.written += 1
+
+
+def _chmod_like_mkdir(path: Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o777 & ~umask)
 
 
 def _read_manifest(target: Path) -> dict[str, str] | None:

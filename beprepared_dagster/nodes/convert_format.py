@@ -8,6 +8,15 @@ from beprepared_dagster.nodes import imaging
 from beprepared_dagster.nodes.base import Image, NodeContext, TransformNode
 
 _ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
+# Modes every reader handles in each format; anything else (CMYK JPEG, 16-bit TIFF…) is re-encoded.
+_SAFE_MODES = {
+    "JPEG": {"RGB", "L"},
+    "PNG": {"RGB", "RGBA", "L", "LA", "P", "I;16"},
+    "WEBP": {"RGB", "RGBA"},
+    "GIF": {"P", "L"},
+    "BMP": {"RGB", "L", "P"},
+    "TIFF": {"RGB", "RGBA", "L"},
+}
 
 
 class ConvertFormat(TransformNode):
@@ -26,7 +35,8 @@ class ConvertFormat(TransformNode):
     description: ClassVar[str] = "Images re-encoded as {format}."
 
     def __init__(self, format: str, quality: int = 95) -> None:
-        target = _ALIASES.get(str(format).upper().lstrip("."), str(format).upper())
+        name = str(format).upper().lstrip(".")
+        target = _ALIASES.get(name, name)
         if target not in imaging.WRITABLE_FORMATS:
             raise ValueError(f"format {format!r} is not one of {', '.join(imaging.WRITABLE_FORMATS)}")
         if not isinstance(quality, int) or not 1 <= quality <= 100:
@@ -36,8 +46,8 @@ class ConvertFormat(TransformNode):
 
     def transform(self, image: Image, ctx: NodeContext) -> dict[str, Any]:
         upright = image.get("orientation", 1) in (None, 1)
-        if image.format == self.format and upright and not image.get("mode", "").startswith("I;16"):
-            return {}
+        if image.format == self.format and upright and image.get("mode") in _SAFE_MODES[self.format]:
+            return {}  # already what a trainer reads correctly: keep the original bytes
         data, width, height = imaging.convert(ctx.objects.read(image.objectid), self.format, self.quality)
         return {
             "objectid": ctx.objects.put_bytes(data),

@@ -39,6 +39,10 @@ class FilterBySize(FilterNode):
             _positive(name, value)
         if all(v is None for v in self.params.values()):
             raise ValueError("give at least one bound (min_edge, max_edge, min_width, …)")
+        for what in ("width", "height", "edge"):
+            low, high = self.params[f"min_{what}"], self.params[f"max_{what}"]
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"min_{what} {low} is larger than max_{what} {high}")
         self.bounds = dict(self.params)
 
     def reject_reason(self, image: Image) -> str | None:

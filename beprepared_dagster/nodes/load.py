@@ -124,35 +124,37 @@ def _hash_or_error(path: str) -> tuple[str | None, str | None]:
 
 def _walk(root: Path) -> Iterator[tuple[str, os.stat_result | str]]:
     """Yield (path, stat) for candidate image files, or (path, problem) for ones that cannot be listed.
-    Follows directory symlinks once per real directory, so a symlink loop ends instead of recursing."""
+
+    Real folders are walked first. A folder symlink into the tree is skipped (its files are found under their
+    real paths), one pointing to its own ancestor is reported as a loop, and one pointing outside the tree is
+    followed once per real folder."""
+    root_real = os.path.realpath(root)
     visited: set[tuple[int, int]] = set()
-    stack = [root]
-    while stack:
-        folder = stack.pop()
+    stack, outside = [root], []
+    while stack or outside:
+        folder = stack.pop() if stack else outside.pop(0)
         try:
             st = folder.stat()
-        except OSError as exc:
-            yield str(folder), f"unreadable folder: {exc.strerror or exc}"
-            continue
-        if (st.st_dev, st.st_ino) in visited:
-            yield str(folder), "symlink loop: folder already visited"
-            continue
-        visited.add((st.st_dev, st.st_ino))
-        try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
             yield str(folder), f"unreadable folder: {exc.strerror or exc}"
             continue
+        if (st.st_dev, st.st_ino) in visited:
+            continue
+        visited.add((st.st_dev, st.st_ino))
         for entry in entries:
             if entry.name.startswith("."):
                 continue
             path = os.path.join(folder, entry.name)
             try:
-                if entry.is_dir(follow_symlinks=True):
-                    stack.append(Path(path))
-                    continue
+                is_dir = entry.is_dir(follow_symlinks=True)
             except OSError as exc:
                 yield path, f"symlink loop or broken link: {exc.strerror or exc}"
+                continue
+            if is_dir:
+                problem = _folder_link_problem(entry, path, folder, root_real, stack, outside)
+                if problem:
+                    yield path, problem
                 continue
             if os.path.splitext(entry.name)[1].lower() not in IMAGE_EXTENSIONS:
                 continue
@@ -160,3 +162,17 @@ def _walk(root: Path) -> Iterator[tuple[str, os.stat_result | str]]:
                 yield path, entry.stat(follow_symlinks=True)
             except OSError as exc:
                 yield path, f"broken link or symlink loop: {exc.strerror or exc}"
+
+
+def _folder_link_problem(
+    entry: os.DirEntry, path: str, folder: Path, root_real: str, stack: list[Path], outside: list[Path]
+) -> str | None:
+    if not entry.is_symlink():
+        stack.append(Path(path))
+        return None
+    real = os.path.realpath(path)
+    if os.path.commonpath([real, os.path.realpath(folder)]) == real:
+        return "symlink loop: the link points to a folder that contains it"
+    if os.path.commonpath([real, root_real]) != root_real:
+        outside.append(Path(path))
+    return None  # a link to a folder inside the tree: its files are found under their real paths

@@ -122,7 +122,7 @@ class StageExecutor:
                 }
                 cached = cache.lookup(conn, stage.fingerprint, sorted(set(digests.values())))
             todo = {d: rk for rk, d in digests.items() if d not in cached}
-            report.cache_hits += len(digests) - len(todo)
+            report.cache_hits += sum(1 for d in digests.values() if d in cached)
             fresh = self._compute(stage, node, {d: inputs[rk[0]][rk[1]] for d, rk in todo.items()}, report)
             outcomes = {**{d: Outcome.from_json(v) for d, v in cached.items()}, **fresh}
             rows = []

@@ -128,7 +128,9 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval:
         except (requests.RequestException, ValueError) as exc:
             last_error = exc
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error!r})")
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error!r})"
+            )
         time.sleep(interval)
 
 
@@ -178,7 +180,18 @@ class DagsterDev:
         self.session = requests.Session()
 
     def start(self) -> DagsterDev:
-        cmd = [sys.executable, "-m", "dagster", "dev", "-m", self.module, "-h", "127.0.0.1", "-p", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-m",
+            self.module,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+        ]
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
             cmd,
@@ -209,7 +222,9 @@ class DagsterDev:
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None, timeout: float = 30) -> dict:
         self.check_alive()
-        response = self.session.post(self.url, json={"query": query, "variables": variables or {}}, timeout=timeout)
+        response = self.session.post(
+            self.url, json={"query": query, "variables": variables or {}}, timeout=timeout
+        )
         response.raise_for_status()
         body = response.json()
         if body.get("errors"):
@@ -224,10 +239,8 @@ class DagsterDev:
         pgid = self.pgid
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
         # Children (webserver, daemon, code server, run workers) may outlive the leader: wait for them too.
         deadline = time.monotonic() + 10
         while group_alive(pgid) and time.monotonic() < deadline:
@@ -247,4 +260,7 @@ class DagsterDev:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self.stop()
         if exc_type is not None:
-            print(f"\n----- tail of {self.log_path} -----\n{self.log_tail()}\n----- end of log -----", file=sys.stderr)
+            print(
+                f"\n----- tail of {self.log_path} -----\n{self.log_tail()}\n----- end of log -----",
+                file=sys.stderr,
+            )

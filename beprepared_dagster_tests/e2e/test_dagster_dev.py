@@ -130,7 +130,11 @@ def test_dagster_dev_end_to_end(tmp_path: Path) -> None:
     assert home == ws / "dagster_home"
 
     port = free_port()
-    env = {"DAGSTER_HOME": str(home), "BEPREPARED_WORKFLOWS": str(workflow_file), "BEPREPARED_SENSOR_INTERVAL": "5"}
+    env = {
+        "DAGSTER_HOME": str(home),
+        "BEPREPARED_WORKFLOWS": str(workflow_file),
+        "BEPREPARED_SENSOR_INTERVAL": "5",
+    }
     dev = DagsterDev("beprepared_dagster.definitions", port, env, tmp_path / "dagster_dev.log", cwd=tmp_path)
     try:
         with dev:
@@ -139,7 +143,9 @@ def test_dagster_dev_end_to_end(tmp_path: Path) -> None:
                 entries = dev.graphql(WORKSPACE_QUERY)["workspaceOrError"]["locationEntries"]
                 loaded = [e["locationOrLoadError"] for e in entries if e["locationOrLoadError"]]
                 for entry in loaded:
-                    assert entry["__typename"] == "RepositoryLocation", f"code location failed to load: {entry}"
+                    assert entry["__typename"] == "RepositoryLocation", (
+                        f"code location failed to load: {entry}"
+                    )
                     assert [r["name"] for r in entry["repositories"]] == ["__repository__"]
                     return entry["name"]
                 return None
@@ -160,7 +166,10 @@ def test_dagster_dev_end_to_end(tmp_path: Path) -> None:
                 node = asset(dev, stage)
                 assert node["isPartitioned"]
                 stats = node["partitionStats"]
-                assert (stats["numMaterialized"], stats["numPartitions"], stats["numFailed"]) == (6, 6, 0), (stage, stats)
+                assert (stats["numMaterialized"], stats["numPartitions"], stats["numFailed"]) == (6, 6, 0), (
+                    stage,
+                    stats,
+                )
                 assert set(node["assetPartitionStatuses"]["materializedPartitions"]) == first_keys, stage
                 assert node["assetMaterializations"][0]["runId"] == first_run["runId"], stage
             filter_node = asset(dev, "filter_by_size")
@@ -200,7 +209,9 @@ def test_dagster_dev_end_to_end(tmp_path: Path) -> None:
             added_keys = {sha256_file(p) for p in added}
             assert len(added_keys) == 2 and not added_keys & first_keys
             runs = wait_for(
-                lambda: (r := discovery_runs(dev)) and len(r) >= 2 and r, clock.left(), "the sensor's second run"
+                lambda: (r := discovery_runs(dev)) and len(r) >= 2 and r,
+                clock.left(),
+                "the sensor's second run",
             )
             assert len(runs) == 2, [tags_of(r) for r in runs]
             second_run = wait_run_success(dev, runs[1]["runId"], clock.left())
@@ -210,7 +221,10 @@ def test_dagster_dev_end_to_end(tmp_path: Path) -> None:
             assert {tags_of(second_run)[RANGE_START], tags_of(second_run)[RANGE_END]} == added_keys
             stats = caption_node["partitionStats"]
             assert (stats["numMaterialized"], stats["numPartitions"]) == (8, 8), stats
-            assert set(caption_node["assetPartitionStatuses"]["materializedPartitions"]) == first_keys | added_keys
+            assert (
+                set(caption_node["assetPartitionStatuses"]["materializedPartitions"])
+                == first_keys | added_keys
+            )
             assert latest_metadata(caption_node)["images"] == 2  # the second run touched only the new two
             assert len(discovery_runs(dev)) == 2
     finally:
