@@ -57,11 +57,9 @@ class Set(PropertyNode):
         if not props:
             raise ValueError("give at least one property, e.g. Set(source='web')")
         for name, value in props.items():
-            if name.startswith("_") and name != "_":
-                continue
             if not callable(value):
                 try:
-                    json.dumps(value)
+                    json.dumps(value, allow_nan=False)
                 except (TypeError, ValueError):
                     raise ValueError(f"value of {name!r} is not a JSON value: {value!r}") from None
         self.props = props
@@ -77,7 +75,7 @@ class Set(PropertyNode):
         for name, value in self.props.items():
             result[name] = value(image) if callable(value) else value
             try:
-                json.dumps(result[name])
+                json.dumps(result[name], allow_nan=False)
             except (TypeError, ValueError):
                 raise TypeError(f"Set: {name!r} computed a non-JSON value {result[name]!r}") from None
         return result

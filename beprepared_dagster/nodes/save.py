@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import ClassVar
 
 from beprepared_dagster.nodes.base import SinkNode
+from beprepared_dagster.nodes.imaging import IMAGE_EXTENSIONS
 
 
 class Save(SinkNode):
@@ -27,9 +29,9 @@ class Save(SinkNode):
         sidecars: bool = True,
         caption_ext: str = ".txt",
     ) -> None:
-        if not isinstance(caption_ext, str) or not caption_ext.startswith(".") or "/" in caption_ext:
-            raise ValueError(f"caption_ext must look like '.txt', got {caption_ext!r}")
-        if caption_ext.lower() in (".json", ".html"):
-            raise ValueError(f"caption_ext {caption_ext!r} would collide with the sidecars or the gallery")
+        if not isinstance(caption_ext, str) or not re.fullmatch(r"\.[A-Za-z0-9_-]+", caption_ext):
+            raise ValueError(f"caption_ext must look like '.txt' or '.caption', got {caption_ext!r}")
+        if caption_ext.lower() in (".json", ".html") or caption_ext.lower() in IMAGE_EXTENSIONS:
+            raise ValueError(f"caption_ext {caption_ext!r} would overwrite the images, sidecars or gallery")
         self.dir = dir
         self.captions, self.sidecars, self.caption_ext = bool(captions), bool(sidecars), caption_ext

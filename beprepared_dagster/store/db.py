@@ -31,7 +31,9 @@ def _is_lock_conflict(exc: Exception) -> bool:
 class Database:
     def __init__(self, path: Path, lock_timeout: float | None = None) -> None:
         self.path = Path(path)
-        self.lock_timeout = lock_timeout or float(os.environ.get(LOCK_TIMEOUT_ENV, "120"))
+        self.lock_timeout = (
+            lock_timeout if lock_timeout is not None else float(os.environ.get(LOCK_TIMEOUT_ENV, "120"))
+        )
         self._migrated = False
         self._lock = threading.Lock()
 
@@ -62,9 +64,11 @@ class Database:
             try:
                 return duckdb.connect(str(self.path))
             except (duckdb.IOException, duckdb.TransactionException) as exc:
-                if not _is_lock_conflict(exc) or time.monotonic() > deadline:
+                if not _is_lock_conflict(exc):
+                    raise StoreError(f"could not open {self.path}: {exc}") from exc
+                if time.monotonic() > deadline:
                     raise StoreError(
-                        f"could not open {self.path} within {self.lock_timeout:.0f}s: {exc}. Another process "
+                        f"could not open {self.path} within {self.lock_timeout:g}s: {exc}. Another process "
                         f"holds the workspace database; set {LOCK_TIMEOUT_ENV} to wait longer."
                     ) from exc
                 time.sleep(delay * (0.5 + random.random()))

@@ -13,7 +13,7 @@ _CHUNK = 1 << 20
 
 
 def is_object_id(value: object) -> bool:
-    return isinstance(value, str) and bool(_OBJECT_ID.match(value))
+    return isinstance(value, str) and bool(_OBJECT_ID.fullmatch(value))
 
 
 def hash_file(path: str | os.PathLike) -> str:

@@ -39,7 +39,14 @@ def target(tmp_path: Path) -> Path:
 def image_row(objects: ObjectStore, tmp_path: Path, seed: int, path: str, seq: int = 0, **props) -> Row:
     source = make_image(tmp_path / "src" / f"{seed}.jpg", 16, 12, seed=seed)
     object_id = objects.put_file(source)
-    base = {"objectid": object_id, "original_path": path, "ext": ".jpg", "format": "JPEG", "width": 16, "height": 12}
+    base = {
+        "objectid": object_id,
+        "original_path": path,
+        "ext": ".jpg",
+        "format": "JPEG",
+        "width": 16,
+        "height": 12,
+    }
     return Row(object_id, seq, KEPT, props={**base, **props})
 
 
@@ -50,7 +57,9 @@ def export(target: Path, rows: list[Row], objects: ObjectStore, **save_args):
 def listing(folder: Path) -> dict[str, tuple[int, int, bytes]]:
     """name → (inode, mtime_ns, content) of every file, the manifest included."""
     return {
-        p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.iterdir()) if p.is_file()
+        p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(folder.iterdir())
+        if p.is_file()
     }
 
 
@@ -137,7 +146,10 @@ def test_captions_are_utf8_without_a_trailing_newline(objects, target, tmp_path)
 
 
 def test_images_without_a_caption_get_no_caption_file(objects, target, tmp_path):
-    rows = [image_row(objects, tmp_path, 1, "/p/a.jpg", caption=""), image_row(objects, tmp_path, 2, "/p/b.jpg")]
+    rows = [
+        image_row(objects, tmp_path, 1, "/p/a.jpg", caption=""),
+        image_row(objects, tmp_path, 2, "/p/b.jpg"),
+    ]
     report = export(target, rows, objects)
     assert list(target.glob("*.txt")) == []
     assert report.captions == 0
@@ -173,7 +185,9 @@ def test_captions_and_sidecars_can_be_turned_off(objects, target, tmp_path):
 
 
 def test_sidecars_hold_public_properties_only(objects, target, tmp_path):
-    row = image_row(objects, tmp_path, 1, "/p/a.jpg", caption="名前", score=0.5, _private="secret", _embedding=[1, 2])
+    row = image_row(
+        objects, tmp_path, 1, "/p/a.jpg", caption="名前", score=0.5, _private="secret", _embedding=[1, 2]
+    )
     export(target, [row], objects)
     [sidecar] = [p for p in target.glob("*.json") if p.name != MANIFEST]
     data = json.loads(sidecar.read_text(encoding="utf-8"))
@@ -397,3 +411,17 @@ def test_empty_export(objects, target):
     report = export(target, [], objects)
     assert sorted(p.name for p in target.iterdir()) == sorted(["index.html", MANIFEST])
     assert report.images == 0 and report.files == ["index.html"]
+
+
+def test_export_folder_permissions_follow_the_umask(objects, target, tmp_path):
+    """The staging folder comes from mkdtemp (mode 0700); the swapped-in export must be a normal folder that
+    another user (a trainer, a web server) can read."""
+    old = os.umask(0o022)
+    try:
+        export(target, [image_row(objects, tmp_path, 1, "/p/a.jpg")], objects)
+        assert target.stat().st_mode & 0o777 == 0o755
+        export(target, [image_row(objects, tmp_path, 2, "/p/b.jpg")], objects)  # the swapped-in folder too
+        assert target.stat().st_mode & 0o777 == 0o755
+        assert all(p.stat().st_mode & 0o044 == 0o044 for p in target.iterdir())
+    finally:
+        os.umask(old)

@@ -18,8 +18,7 @@ import pytest
 from PIL import Image as PILImage
 
 from beprepared_dagster.errors import WorkflowError
-from beprepared_dagster.nodes import ConvertFormat, Image, NodeContext
-from beprepared_dagster.nodes import imaging
+from beprepared_dagster.nodes import ConvertFormat, Image, NodeContext, imaging
 from beprepared_dagster.store.objects import ObjectStore
 from beprepared_dagster_tests.conftest import DATA, GOOD_FIXTURES
 
@@ -36,15 +35,14 @@ def load(ctx: NodeContext, name: str) -> Image:
     return Image({"objectid": object_id, "original_path": f"/photos/{name}", **imaging.probe(data)})
 
 
-def convert(ctx: NodeContext, name: str, target: str, same_bytes_ok: bool = False) -> tuple[dict, PILImage.Image]:
+def convert(ctx: NodeContext, name: str, target: str) -> tuple[dict, PILImage.Image]:
     node = ConvertFormat(target)
     source = load(ctx, name)
     [outcome] = node.process([source], ctx)
     assert outcome.kept
     props = outcome.set
     assert props, f"{name} → {target} was passed through"
-    if not same_bytes_ok:
-        assert props["objectid"] != source.objectid
+    assert props["objectid"] != source.objectid
     assert ctx.objects.has(props["objectid"])
     decoded = PILImage.open(io.BytesIO(ctx.objects.read(props["objectid"])))
     decoded.load()
@@ -127,12 +125,24 @@ def test_gray16_to_jpeg_is_8_bit_gray_scaled_not_clipped(ctx):
     assert close(out.getpixel((24, 16)), 132, tolerance=4)
 
 
-def test_gray16_to_png_keeps_16_bits(ctx):
-    # Already PNG: re-encoding may give the very same bytes; what matters is that the 16 bits survive.
-    props, out = convert(ctx, "gray16-48x32.png", "PNG", same_bytes_ok=True)
-    assert out.mode.startswith("I")
+def test_gray16_tiff_to_png_keeps_16_bits(ctx, tmp_path):
+    tiff = tmp_path / "gray16.tiff"
+    PILImage.open(DATA / "gray16-48x32.png").save(tiff, "TIFF")
+    data = tiff.read_bytes()
+    source = Image({"objectid": ctx.objects.put_bytes(data), **imaging.probe(data)})
+    assert (source.format, source.mode) == ("TIFF", "I;16")
+    [outcome] = ConvertFormat("PNG").process([source], ctx)
+    props = outcome.set
+    out = PILImage.open(io.BytesIO(ctx.objects.read(props["objectid"])))
+    assert out.format == "PNG" and props["mode"] == out.mode == "I;16"
     assert out.getextrema() == (0, 65535)
     assert out.getpixel((24, 16)) == round((16 * 48 + 24) * 65535 / (48 * 32 - 1))
+
+
+def test_gray16_png_to_png_is_passed_through(ctx):
+    """PNG stores 16-bit grey natively: nothing to convert, the original bytes (and bits) are kept."""
+    [outcome] = ConvertFormat("PNG").process([load(ctx, "gray16-48x32.png")], ctx)
+    assert outcome.set == {}
 
 
 # --- orientation ------------------------------------------------------------------------------------------
@@ -160,7 +170,9 @@ def test_rotated_output_is_upright_when_converted_again(ctx):
 # --- pass-through ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "target"), [("64x48.jpg", "JPEG"), ("UPPER-CASE.JPG", "jpg"), ("webp-rgb.webp", "webp")])
+@pytest.mark.parametrize(
+    ("name", "target"), [("64x48.jpg", "JPEG"), ("UPPER-CASE.JPG", "jpg"), ("webp-rgb.webp", "webp")]
+)
 def test_upright_image_already_in_the_target_format_is_passed_through(ctx, name, target):
     source = load(ctx, name)
     objects_before = sorted(p for p in ctx.objects.root.rglob("*") if p.is_file())
@@ -205,9 +217,13 @@ def test_transform_output_is_deterministic(ctx):
 
 def test_quality_changes_the_bytes(ctx):
     low = ConvertFormat("JPEG", quality=10).transform(load(ctx, "640x480.jpg").with_props(orientation=6), ctx)
-    high = ConvertFormat("JPEG", quality=95).transform(load(ctx, "640x480.jpg").with_props(orientation=6), ctx)
+    high = ConvertFormat("JPEG", quality=95).transform(
+        load(ctx, "640x480.jpg").with_props(orientation=6), ctx
+    )
     assert low["objectid"] != high["objectid"]
-    assert ctx.objects.path(low["objectid"]).stat().st_size < ctx.objects.path(high["objectid"]).stat().st_size
+    assert (
+        ctx.objects.path(low["objectid"]).stat().st_size < ctx.objects.path(high["objectid"]).stat().st_size
+    )
 
 
 def test_bad_bytes_raise_bad_image(ctx):

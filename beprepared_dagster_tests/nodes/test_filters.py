@@ -43,7 +43,9 @@ def reason(node, width: int, height: int) -> str | None:
         ("max_height", 100, (1000, 100), (10, 101), "too large: height 101 > max_height 100"),
     ],
 )
-def test_filter_by_size_side_bounds_are_inclusive_and_explain_rejections(param, limit, kept, rejected, expected_reason):
+def test_filter_by_size_side_bounds_are_inclusive_and_explain_rejections(
+    param, limit, kept, rejected, expected_reason
+):
     node = FilterBySize(**{param: limit})
     assert reason(node, *kept) is None
     assert reason(node, *rejected) == expected_reason
@@ -89,7 +91,9 @@ def test_float_bounds_are_accepted():
     assert reason(node, 99, 100) is not None
 
 
-@pytest.mark.parametrize("param", ["min_width", "min_height", "min_edge", "max_width", "max_height", "max_edge"])
+@pytest.mark.parametrize(
+    "param", ["min_width", "min_height", "min_edge", "max_width", "max_height", "max_edge"]
+)
 @pytest.mark.parametrize("bad", [-1, 0, "512", True])
 def test_filter_by_size_rejects_bad_bounds_naming_the_parameter(param, bad):
     with pytest.raises(WorkflowError) as info:
@@ -108,7 +112,9 @@ def test_filter_by_size_needs_at_least_one_bound():
 
 
 def test_filter_by_size_unknown_parameter_suggests_the_right_one():
-    with pytest.raises(WorkflowError, match=r"FilterBySize: unknown parameter 'min_edges' \(did you mean 'min_edge'\?\)"):
+    with pytest.raises(
+        WorkflowError, match=r"FilterBySize: unknown parameter 'min_edges' \(did you mean 'min_edge'\?\)"
+    ):
         FilterBySize(min_edges=512)
 
 

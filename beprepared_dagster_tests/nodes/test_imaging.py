@@ -54,7 +54,14 @@ def test_expectations_cover_every_fixture():
 def test_probe_good_fixture(name):
     fmt, mode, width, height, ext, turn = EXPECTED[name]
     info = imaging.probe((DATA / name).read_bytes())
-    assert info == {"format": fmt, "mode": mode, "width": width, "height": height, "ext": ext, "orientation": turn}
+    assert info == {
+        "format": fmt,
+        "mode": mode,
+        "width": width,
+        "height": height,
+        "ext": ext,
+        "orientation": turn,
+    }
 
 
 def test_probe_reports_displayed_size_of_exif_rotated_image():
@@ -100,7 +107,7 @@ def test_probe_leaves_pillow_globals_alone():
     for name in BAD_FIXTURES:
         with pytest.raises(BadImage):
             imaging.probe((DATA / name).read_bytes())
-    assert (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES) == before
+    assert before == (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)
 
 
 def test_unsupported_format_is_a_bad_image():

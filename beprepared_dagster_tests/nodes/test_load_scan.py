@@ -57,7 +57,10 @@ def scan_root(fixture_folder: Path) -> Path:
 
 
 def expected_files(root: Path) -> list[Path]:
-    return [root / n for n in GOOD_FIXTURES + BAD_FIXTURES] + [root / "nested/deeper/inner.jpg", root / "locked.jpg"]
+    return [root / n for n in GOOD_FIXTURES + BAD_FIXTURES] + [
+        root / "nested/deeper/inner.jpg",
+        root / "locked.jpg",
+    ]
 
 
 def test_scan_finds_and_hashes_every_image_file(scan_root: Path):
@@ -293,6 +296,27 @@ def test_a_symlink_to_a_sibling_folder_does_not_hide_the_real_folder(tmp_path: P
     result = scan_folder(root, {})
     assert [e.path for e in result.changed if e.sha256] == [str(root / "real" / "x.jpg")]
     assert str(root / "real") not in dict(result.problems)
+
+
+def test_a_symlink_to_a_folder_outside_the_tree_is_followed_once(tmp_path: Path):
+    """Photos kept elsewhere and linked in are part of the dataset; two links to them do not double them, and a
+    loop inside the linked folder still ends."""
+    root = tmp_path / "photos"
+    make_image(root / "own.jpg", 8, 8, seed=1)
+    elsewhere = tmp_path / "elsewhere"
+    make_image(elsewhere / "far.jpg", 8, 8, seed=2)
+    make_image(elsewhere / "deep" / "farther.jpg", 8, 8, seed=3)
+    os.symlink(elsewhere, elsewhere / "deep" / "back")  # a loop inside the linked folder
+    os.symlink(elsewhere, root / "linked")
+    os.symlink(elsewhere, root / "linked_again")
+    result = scan_folder(root, {})
+    hashed = {Path(e.path).name: e.path for e in result.changed if e.sha256}
+    assert sorted(hashed) == ["far.jpg", "farther.jpg", "own.jpg"]
+    assert hashed["far.jpg"].startswith(str(root))  # found through the link, under the Load folder
+    assert len(result.hashes) == 3
+    assert [p for p, problem in result.problems if "symlink loop" in problem] == [
+        str(root / "linked" / "deep" / "back")
+    ]
 
 
 def test_empty_folder(tmp_path: Path):

@@ -43,11 +43,16 @@ def lock_held(path: Path, seconds: float) -> Iterator[subprocess.Popen]:
     """Another process holding a DuckDB write connection on `path` for `seconds` (from when it has it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLDER, str(path), str(seconds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = proc.stdout.readline().strip()
-        assert line == "locked", f"lock holder failed: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
+        assert line == "locked", (
+            f"lock holder failed: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
+        )
         yield proc
     finally:
         if proc.poll() is None:
@@ -107,10 +112,9 @@ def test_connect_commits_on_success_and_rolls_back_on_error(tmp_path: Path):
     db = Database(tmp_path / "beprepared.duckdb")
     with db.connect() as conn:
         conn.execute("INSERT INTO fingerprints VALUES ('kept', 'Node', 1, '{}')")
-    with pytest.raises(RuntimeError, match="boom"):
-        with db.connect() as conn:
-            conn.execute("INSERT INTO fingerprints VALUES ('lost', 'Node', 1, '{}')")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), db.connect() as conn:
+        conn.execute("INSERT INTO fingerprints VALUES ('lost', 'Node', 1, '{}')")
+        raise RuntimeError("boom")
     with db.connect() as conn:
         assert conn.execute("SELECT fingerprint FROM fingerprints").fetchall() == [("kept",)]
 
@@ -122,8 +126,15 @@ def test_connect_does_not_keep_the_file_open(tmp_path: Path):
         conn.execute("INSERT INTO fingerprints VALUES ('x', 'Node', 1, '{}')")
     # Another process can open it as soon as the block ends.
     result = subprocess.run(
-        [sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close(); print('ok')", str(path)],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; duckdb.connect(sys.argv[1]).close(); print('ok')",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.stdout.strip() == "ok", result.stderr
 
@@ -154,9 +165,8 @@ def test_connect_gives_up_with_a_clear_store_error(tmp_path: Path):
     db = Database(path, lock_timeout=0.5)
     with lock_held(path, 20):
         started = time.monotonic()
-        with pytest.raises(StoreError) as info:
-            with db.connect():
-                pass
+        with pytest.raises(StoreError) as info, db.connect():
+            pass
         waited = time.monotonic() - started
     assert 0.4 <= waited < 5, waited
     message = str(info.value)
@@ -185,9 +195,8 @@ def test_lock_timeout_zero_fails_immediately(tmp_path: Path):
     db = Database(path, lock_timeout=0)
     with lock_held(path, 3):
         started = time.monotonic()
-        with pytest.raises(StoreError):
-            with db.connect():
-                pass
+        with pytest.raises(StoreError), db.connect():
+            pass
         assert time.monotonic() - started < 2
 
 

@@ -70,7 +70,11 @@ def test_paths_for_errors_under_and_present_hashes(db: Database):
 
 def test_cache_store_and_lookup(db: Database):
     with db.connect() as conn:
-        cache.store(conn, "fp1", {"in1": {"kept": True, "reason": None, "set": {"caption": "名前"}}, "in2": {"kept": False}})
+        cache.store(
+            conn,
+            "fp1",
+            {"in1": {"kept": True, "reason": None, "set": {"caption": "名前"}}, "in2": {"kept": False}},
+        )
         cache.store(conn, "fp2", {"in1": {"kept": False, "reason": "other node"}})
     with db.connect() as conn:
         assert cache.lookup(conn, "fp1", ["in1", "in2", "missing"]) == {
