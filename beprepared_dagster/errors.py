@@ -22,3 +22,7 @@ class BadImage(BeprepareError):
 
 class RunFailed(BeprepareError):
     """A headless run of a workflow failed."""
+
+
+class StageFailed(BeprepareError):
+    """A node decided the whole stage must fail (e.g. `Fail`); not isolated per image, it fails the run."""

@@ -2,17 +2,20 @@
 
 from beprepared_dagster.nodes.base import (
     FilterNode,
+    HumanNode,
     Image,
     ImageNode,
     NodeContext,
     Outcome,
     PropertyNode,
+    SetNode,
     TransformNode,
 )
 from beprepared_dagster.nodes.captions import MapCaption, Set, SetCaption
 from beprepared_dagster.nodes.concat import Concat
 from beprepared_dagster.nodes.convert_format import ConvertFormat
 from beprepared_dagster.nodes.filters import Filter, FilterByAspectRatio, FilterBySize
+from beprepared_dagster.nodes.human import HumanCaption, HumanFilter, HumanTag
 from beprepared_dagster.nodes.load import Load
 from beprepared_dagster.nodes.save import Save
 
@@ -23,6 +26,10 @@ __all__ = [
     "FilterByAspectRatio",
     "FilterBySize",
     "FilterNode",
+    "HumanCaption",
+    "HumanFilter",
+    "HumanNode",
+    "HumanTag",
     "Image",
     "ImageNode",
     "Load",
@@ -33,5 +40,6 @@ __all__ = [
     "Save",
     "Set",
     "SetCaption",
+    "SetNode",
     "TransformNode",
 ]

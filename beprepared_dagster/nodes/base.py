@@ -165,3 +165,44 @@ class TransformNode(ImageNode):
 
     def process_one(self, image: Image, ctx: NodeContext) -> Outcome:
         return Outcome.keep(**self.transform(image, ctx))
+
+
+class SetNode(Node):
+    """A set-level node (Take, Sorted, Shuffle, dedupe): decides over every upstream image at once.
+
+    The executor hands `decide` every kept upstream image of the workflow, in partition insertion order, and
+    re-decides whenever any upstream row changed. Randomness must be seeded (the decision is cached by the
+    digest of all inputs). An image whose outcome did not change keeps its row, so nothing below it reruns.
+
+    Attributes:
+        reads: property names the decision depends on; None means every property.
+    """
+
+    reads: ClassVar[tuple[str, ...] | None] = None
+
+    def decide(self, images: list[Image], ctx: NodeContext) -> list[Outcome]:
+        """One outcome per image, aligned with `images` (each image has `image_id`)."""
+        raise NotImplementedError
+
+
+class HumanNode(Node):
+    """A human stage (HumanFilter, HumanTag, HumanCaption): its outcome comes from labels a person gave in
+    the labeling app, keyed by image identity + `domain` and shared by every stage of that domain.
+
+    Attributes:
+        kind: the label kind ("filter", "tag", "caption") stored in the journal.
+    """
+
+    kind: ClassVar[str] = ""
+    fingerprint_exclude: ClassVar[tuple[str, ...]] = ("skip_ui",)
+
+    def label_key(self) -> tuple[str, str]:
+        return self.params["domain"], self.kind
+
+    def is_labeled(self, label: Mapping[str, Any] | None) -> bool:
+        """Whether `label` (the latest journal value, or None) counts as done for this stage."""
+        return label is not None
+
+    def outcome(self, image: Image, label: Mapping[str, Any] | None) -> Outcome | None:
+        """The outcome for a kept upstream image; None when it still waits for a person."""
+        raise NotImplementedError

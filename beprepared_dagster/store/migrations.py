@@ -44,4 +44,26 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "human labels mirror and image insertion order",
+        """
+        CREATE TABLE labels (
+            domain VARCHAR NOT NULL,        -- label domain (shared by every human stage of that domain)
+            kind VARCHAR NOT NULL,          -- filter | tag | caption
+            image_id VARCHAR NOT NULL,      -- image identity (SHA-256 of the source file)
+            value JSON,                     -- the latest label; NULL once undone
+            journal_id BIGINT NOT NULL,     -- id of the journal entry this mirrors (labels.sqlite)
+            labeled_at TIMESTAMP,
+            labeler VARCHAR,
+            PRIMARY KEY (domain, kind, image_id)
+        );
+        CREATE TABLE image_order (
+            workflow VARCHAR NOT NULL,
+            image_id VARCHAR NOT NULL,
+            ordinal BIGINT NOT NULL,        -- partition insertion order (what the labeling app follows)
+            PRIMARY KEY (workflow, image_id)
+        );
+        """,
+    ),
 ]

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 KEPT, REJECTED, ABSENT, ERROR = "kept", "rejected", "absent", "error"
+# Waiting for a person at a human stage (and below it): not exported, replanned once labeled.
+PENDING = "pending"
 
 
 @dataclass

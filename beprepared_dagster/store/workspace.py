@@ -1,4 +1,5 @@
-"""Workspace folder layout: `beprepared.duckdb`, `objects/`, `cache/`, `dagster_home/`, `output/`."""
+"""Workspace folder layout: `beprepared.duckdb`, `labels.sqlite`, `objects/`, `cache/`, `dagster_home/`,
+`output/`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from functools import cached_property
 from pathlib import Path
 
 from beprepared_dagster.store.db import Database
+from beprepared_dagster.store.labels import JOURNAL_NAME, LabelJournal
 from beprepared_dagster.store.objects import ObjectStore
 
 WORKSPACE_ENV = "BEPREPARED_WORKSPACE"
@@ -34,6 +36,11 @@ class WorkspaceStore:
     @cached_property
     def objects(self) -> ObjectStore:
         return ObjectStore(self.root / "objects")
+
+    @cached_property
+    def journal(self) -> LabelJournal:
+        """The label journal (labels.sqlite): human decisions, durable per click."""
+        return LabelJournal(self.root / JOURNAL_NAME)
 
     @property
     def cache_dir(self) -> Path:
