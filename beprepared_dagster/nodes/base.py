@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from beprepared_dagster.workflow import Node
@@ -92,10 +93,12 @@ class Outcome:
 
 @dataclass
 class NodeContext:
-    """What a node may use besides its images: the object store and a logger."""
+    """What a node may use besides its images: the object store, a logger, and a folder for debug output
+    (e.g. FuzzyDedupe's cluster page) that the executor creates per stage."""
 
     objects: ObjectStore
     log: logging.Logger | Any
+    debug_dir: Path | None = None
 
 
 class SourceNode(Node):
@@ -183,6 +186,16 @@ class SetNode(Node):
     def decide(self, images: list[Image], ctx: NodeContext) -> list[Outcome]:
         """One outcome per image, aligned with `images` (each image has `image_id`)."""
         raise NotImplementedError
+
+    def features_key(self) -> str | None:
+        """When not None, `features` is called for images whose features are not cached yet; the values are
+        cached per (this key, objectid) and merged into the images `decide` sees. The key must change
+        whenever the features would (e.g. "phash:v1:hash_size=8")."""
+        return None
+
+    def features(self, images: list[Image], ctx: NodeContext) -> list[dict[str, Any]]:
+        """Per-image values `decide` needs that are expensive to compute (perceptual hashes, embeddings)."""
+        return [{} for _ in images]
 
 
 class HumanNode(Node):

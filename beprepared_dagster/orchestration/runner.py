@@ -8,6 +8,7 @@ upstream row; grouped into contiguous insertion-order ranges, one run per (range
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,8 +64,16 @@ def plan_runs(store: WorkspaceStore, workflow: Workflow, all_keys: list[str]) ->
     return runs
 
 
-def run_workflow(workflow: Workflow, *, save: bool = True, log_level: str = "INFO") -> RunSummary:
-    """Discover new images, materialize every stale stage range, then Save. Raises RunFailed on failure."""
+def run_workflow(
+    workflow: Workflow,
+    *,
+    save: bool = True,
+    log_level: str = "INFO",
+    progress: Callable[[int, int, str], None] | None = None,
+) -> RunSummary:
+    """Discover new images, materialize every stale stage range, then Save. Raises RunFailed on failure.
+
+    `progress(done, total, label)` is called before each run and once at the end (done == total)."""
     store = WorkspaceStore(workflow.workspace_dir)
     instance = open_instance(store)
     defs = build_definitions([workflow])
@@ -82,14 +91,21 @@ def run_workflow(workflow: Workflow, *, save: bool = True, log_level: str = "INF
     log.info(f"{workflow.name}: {len(all_keys)} images ({summary.new_images} new)")
     summary.runs = plan_runs(store, workflow, all_keys)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    for planned in summary.runs:
+    sinks = [asset_key(workflow, s) for s in workflow.stages if isinstance(s.node, SinkNode)]
+    total = len(summary.runs) + (1 if save and sinks else 0)
+    for done, planned in enumerate(summary.runs):
+        if progress:
+            progress(done, total, f"{', '.join(planned.stages)} ({planned.first[:8]}…{planned.last[:8]})")
         selection = [asset_key(workflow, workflow.stage(s)) for s in planned.stages]
         _materialize(
             summary, assets, selection, instance, run_config, range_tags(planned.first, planned.last)
         )
-    sinks = [asset_key(workflow, s) for s in workflow.stages if isinstance(s.node, SinkNode)]
     if save and sinks:
+        if progress:
+            progress(total - 1, total, "save")
         _materialize(summary, assets, sinks, instance, run_config, {})
+    if progress:
+        progress(total, total, "done")
     return summary
 
 
