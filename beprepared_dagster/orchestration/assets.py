@@ -8,8 +8,11 @@ import warnings
 
 import dagster as dg
 
+from beprepared_dagster.errors import BeprepareError, StageFailed
+from beprepared_dagster.export.dataset import STATS_HTML
 from beprepared_dagster.export.folder import ExportReport
-from beprepared_dagster.nodes.base import SinkNode
+from beprepared_dagster.labeling.urls import tab_url
+from beprepared_dagster.nodes.base import HumanNode, SinkNode
 from beprepared_dagster.orchestration import metadata
 from beprepared_dagster.orchestration.executor import StageExecutor
 from beprepared_dagster.orchestration.export import run_save
@@ -22,13 +25,17 @@ def asset_key(workflow: Workflow, stage: Stage) -> dg.AssetKey:
     return dg.AssetKey([workflow.name, stage.name])
 
 
-def describe(stage: Stage) -> str:
+def describe(workflow: Workflow, stage: Stage) -> str:
     node = stage.node
     template = type(node).description or type(node).__doc__ or type(node).__name__
     try:
-        text = template.format(**node.params, names=", ".join(node.params))
+        names = ", ".join(getattr(node, "all_tags", None) or node.params)
+        text = template.format(**node.params, names=names)
     except (KeyError, IndexError, ValueError):
         text = template
+    text = text.strip().split("\n\n")[0]
+    if isinstance(node, HumanNode):
+        text += f"\n\n**Label it here: [{tab_url(workflow.name, stage.name)}]({tab_url(workflow.name, stage.name)})**"
     return f"{text}\n\n`{node!r}` · fingerprint `{node.fingerprint[:12]}`"
 
 
@@ -48,12 +55,20 @@ def _common(workflow: Workflow, stage: Stage) -> dict:
     return {
         "key": asset_key(workflow, stage),
         "group_name": workflow.name,
-        "description": describe(stage),
+        "description": describe(workflow, stage),
         "deps": [asset_key(workflow, s) for s in stage.inputs],
         # A changed parameter shows as a new code version, so the UI flags the stage and everything below.
         "code_version": stage.fingerprint[:16],
         "kinds": {"beprepared"},
-        "metadata": {"node": type(stage.node).__name__, "workspace": str(workflow.workspace_dir)},
+        "metadata": {
+            "node": type(stage.node).__name__,
+            "workspace": str(workflow.workspace_dir),
+            **(
+                {"labeling_tab": dg.MetadataValue.url(tab_url(workflow.name, stage.name))}
+                if isinstance(stage.node, HumanNode)
+                else {}
+            ),
+        },
     }
 
 
@@ -63,9 +78,13 @@ def _partitioned_asset(
     def _stage_asset(context: dg.AssetExecutionContext) -> None:
         keys = context.partition_keys
         context.log.info(f"{stage.name}: {len(keys)} image(s)")
-        report = StageExecutor(store, workflow, context.log, context.run_id).run(stage, keys)
+        try:
+            report = StageExecutor(store, workflow, context.log, context.run_id).run(stage, keys)
+        except StageFailed as exc:
+            raise dg.Failure(description=str(exc)) from exc
         context.add_asset_metadata(metadata.stage_metadata(report))
-        for row in report.preview[:4]:
+        in_run = set(keys)  # a set-level stage reports on images outside the run's range too
+        for row in [r for r in report.preview if r.image_id in in_run][:4]:
             thumb = metadata.thumbnail_markdown(store.objects, row.props["objectid"])
             if thumb:
                 context.add_asset_metadata(
@@ -94,7 +113,10 @@ def _partitioned_asset(
 def _save_asset(workflow: Workflow, stage: Stage, store: WorkspaceStore) -> dg.AssetsDefinition:
     @dg.asset(**_common(workflow, stage))
     def _save(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        report: ExportReport = run_save(store, workflow, stage, context.log)
+        try:
+            report: ExportReport = run_save(store, workflow, stage, context.log)
+        except BeprepareError as exc:  # a refused folder, clashing targets…: the message is the point
+            raise dg.Failure(description=f"{stage.name}: {exc}") from exc
         return dg.MaterializeResult(metadata=save_metadata(store, report))
 
     return _save
@@ -114,4 +136,6 @@ def save_metadata(store: WorkspaceStore, report: ExportReport) -> dict:
         "seconds": round(report.seconds, 3),
         "gallery": dg.MetadataValue.path(str(report.path / "index.html")),
         "preview": dg.MetadataValue.md(gallery_strip(store, report)),
+        "layout": report.layout,
+        **({"stats_report": dg.MetadataValue.path(str(report.path / STATS_HTML))} if report.stats else {}),
     }

@@ -1,19 +1,14 @@
-"""Workflows → one `Definitions`: stage assets, discovery sensors, the in-process executor."""
+"""Workflows → one `Definitions`: stage assets, discovery and label sensors, the in-process executor."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from beprepared_dagster.errors import WorkflowError
-from beprepared_dagster.nodes.base import SinkNode
-from beprepared_dagster.orchestration.assets import asset_key, build_stage_assets
-from beprepared_dagster.orchestration.sensors import build_discovery_sensor
+from beprepared_dagster.orchestration.assets import build_stage_assets
+from beprepared_dagster.orchestration.sensors import build_sensors
+from beprepared_dagster.orchestration.stats import build_stats_asset
 from beprepared_dagster.workflow import Workflow
-
-
-def automated_keys(workflow: Workflow) -> list[dg.AssetKey]:
-    """The partitioned stages a discovery run materializes (up to the first human stage, when there is one)."""
-    return [asset_key(workflow, s) for s in workflow.stages if not isinstance(s.node, SinkNode)]
 
 
 def build_definitions(workflows: list[Workflow]) -> dg.Definitions:
@@ -25,6 +20,7 @@ def build_definitions(workflows: list[Workflow]) -> dg.Definitions:
     sensors: list[dg.SensorDefinition] = []
     for workflow in workflows:
         assets.extend(build_stage_assets(workflow))
-        sensors.append(build_discovery_sensor(workflow, automated_keys(workflow)))
+        assets.extend(a for a in [build_stats_asset(workflow)] if a is not None)  # <workflow>/dataset_stats
+        sensors.extend(build_sensors(workflow))
     # Stages run one after another over a range in one process: no subprocess per step, models load once.
     return dg.Definitions(assets=assets, sensors=sensors, executor=dg.in_process_executor)

@@ -9,17 +9,26 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from beprepared_dagster.errors import BadImage, BeprepareError
+from beprepared_dagster.errors import BadImage, BeprepareError, StageFailed
 from beprepared_dagster.nodes import imaging
-from beprepared_dagster.nodes.base import Image, ImageNode, MergeNode, NodeContext, Outcome, SourceNode
+from beprepared_dagster.nodes.base import (
+    HumanNode,
+    Image,
+    ImageNode,
+    MergeNode,
+    NodeContext,
+    Outcome,
+    SetNode,
+    SourceNode,
+)
 from beprepared_dagster.nodes.load import PROBE_FINGERPRINT, Load
 from beprepared_dagster.store import cache, files, stages
 from beprepared_dagster.store.objects import ChangedFile
-from beprepared_dagster.store.stages import ABSENT, ERROR, KEPT, REJECTED, Row
+from beprepared_dagster.store.stages import ABSENT, ERROR, KEPT, PENDING, REJECTED, Row
 from beprepared_dagster.store.workspace import WorkspaceStore
 from beprepared_dagster.workflow import Stage, Workflow
 
@@ -40,6 +49,7 @@ class StageReport:
     rejected: Counter = field(default_factory=Counter)
     rejected_upstream: int = 0
     absent: int = 0
+    pending: int = 0
     cache_hits: int = 0
     computed: int = 0
     changed: int = 0
@@ -55,6 +65,8 @@ class StageReport:
                 self.preview.append(row)
         elif row.status == ABSENT:
             self.absent += 1
+        elif row.status == PENDING:
+            self.pending += 1
         elif row.at_stage != stage:
             self.rejected_upstream += 1
         elif row.status == REJECTED:
@@ -72,7 +84,7 @@ def input_digest(node: ImageNode, props: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(chosen, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+def chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -86,6 +98,10 @@ class StageExecutor:
         self.store, self.workflow, self.log, self.run_id = store, workflow, log, run_id
         self.ctx = NodeContext(objects=store.objects, log=log)
 
+    def _context(self, stage: Stage) -> NodeContext:
+        debug = self.store.root / "debug" / self.workflow.name / stage.name
+        return NodeContext(objects=self.store.objects, log=self.log, debug_dir=debug)
+
     def run(self, stage: Stage, keys: list[str]) -> StageReport:
         report = StageReport(stage.name, images=len(keys))
         started = time.perf_counter()
@@ -98,6 +114,14 @@ class StageExecutor:
             self._run_load(stage, keys, report)
         elif isinstance(node, MergeNode):
             self._run_merge(stage, keys, report)
+        elif isinstance(node, HumanNode):
+            from beprepared_dagster.orchestration.stage_human import run_human
+
+            run_human(self, stage, keys, report)
+        elif isinstance(node, SetNode):
+            from beprepared_dagster.orchestration.stage_set import run_set
+
+            run_set(self, stage, keys, report)
         elif isinstance(node, ImageNode):
             self._run_images(stage, keys, report)
         else:
@@ -110,7 +134,7 @@ class StageExecutor:
     def _run_images(self, stage: Stage, keys: list[str], report: StageReport) -> None:
         node: ImageNode = stage.node  # type: ignore[assignment]
         upstream = stage.inputs[0].name
-        for chunk in _chunks(keys, max(node.batch_size, 1)):
+        for chunk in chunks(keys, max(node.batch_size, 1)):
             with self.store.db.connect() as conn:
                 inputs = stages.read_rows(conn, self.workflow.name, upstream, chunk)
                 self._check_complete(stage, upstream, chunk, inputs)
@@ -142,7 +166,9 @@ class StageExecutor:
         digests = list(todo)
         images = [Image(todo[d].props) for d in digests]
         try:
-            outcomes: list[Outcome | None] = list(node.process(images, self.ctx))
+            outcomes: list[Outcome | None] = list(node.process(images, self._context(stage)))
+        except StageFailed:
+            raise
         except Exception:
             outcomes = [self._one(stage, node, image) for image in images]
         report.computed += len(digests)
@@ -150,7 +176,9 @@ class StageExecutor:
 
     def _one(self, stage: Stage, node: ImageNode, image: Image) -> Outcome | None:
         try:
-            return node.process([image], self.ctx)[0]
+            return node.process([image], self._context(stage))[0]
+        except StageFailed:
+            raise
         except BadImage as exc:
             return Outcome.reject(f"bad image: {exc}")
         except Exception as exc:
@@ -186,13 +214,21 @@ class StageExecutor:
             )
 
     def _write(
-        self, stage: Stage, rows: list[Row], report: StageReport, cache_values: dict[str, Any]
+        self,
+        stage: Stage,
+        rows: list[Row],
+        report: StageReport,
+        cache_values: dict[str, Any],
+        also: Callable[[Any], None] | None = None,
     ) -> None:
+        """Write cache values and stage rows (and `also(conn)`) in one transaction, then count them."""
         with self.store.db.connect() as conn:
             cache.store(conn, stage.fingerprint, cache_values)
             report.changed += stages.write_rows(
                 conn, self.workflow.name, stage.name, stage.fingerprint, self.run_id, rows
             )
+            if also is not None:
+                also(conn)
         for row in rows:
             report.add_row(row, stage.name)
             if row.status == ERROR:
@@ -201,7 +237,7 @@ class StageExecutor:
     # --- Concat --------------------------------------------------------------------------------------------
 
     def _run_merge(self, stage: Stage, keys: list[str], report: StageReport) -> None:
-        for chunk in _chunks(keys, 4096):
+        for chunk in chunks(keys, 4096):
             with self.store.db.connect() as conn:
                 per_input = []
                 for source in stage.inputs:
@@ -230,7 +266,7 @@ class StageExecutor:
             report.unreadable_files = files.errors_under(conn, root)
         for path, problem in report.unreadable_files:
             self.log.warning(f"skipped {path}: {problem}")
-        for chunk in _chunks(keys, 256):
+        for chunk in chunks(keys, 256):
             with self.store.db.connect() as conn:
                 paths = files.paths_for(conn, root, chunk)
                 cached = cache.lookup(conn, PROBE_FINGERPRINT, chunk)

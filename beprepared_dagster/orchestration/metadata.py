@@ -25,6 +25,7 @@ def stage_metadata(report: StageReport) -> dict[str, Any]:
         "rejected": sum(rejected.values()),
         "rejected_by_reason": dg.MetadataValue.json(rejected),
         "rejected_upstream": report.rejected_upstream,
+        "waiting_for_label": report.pending,
         "not_from_this_source": report.absent,
         "cache_hits": report.cache_hits,
         "computed": report.computed,

@@ -1,13 +1,15 @@
 """Headless runs (`workspace.run()`, `python flow.py`, `beprepared run`): in-process Dagster on the
 workspace's persistent instance, so the history is the same one `dagster dev` shows later.
 
-Only what is stale runs: per stage, images without a row, made with another fingerprint, or older than their
-upstream row; grouped into contiguous insertion-order ranges, one run per (range, stage selection).
+Only what is stale runs (see planning.py): grouped into contiguous insertion-order ranges, one run per (range,
+stage selection), re-planned after each round until nothing is stale. At a human stage the run waits for
+labels (serving the labeling app) or, with `wait=False`, stops there.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,24 +17,19 @@ from typing import Any
 import dagster as dg
 
 from beprepared_dagster.errors import RunFailed
+from beprepared_dagster.labeling.urls import tab_url
 from beprepared_dagster.nodes.base import SinkNode
 from beprepared_dagster.orchestration.assets import asset_key
 from beprepared_dagster.orchestration.defs import build_definitions
 from beprepared_dagster.orchestration.discovery import discover
 from beprepared_dagster.orchestration.instance import open_instance
-from beprepared_dagster.orchestration.partitions import contiguous_ranges, partitions_name, range_tags
-from beprepared_dagster.store import stages
+from beprepared_dagster.orchestration.partitions import partitions_name, range_tags
+from beprepared_dagster.orchestration.planning import PlannedRun, plan
+from beprepared_dagster.store import order
 from beprepared_dagster.store.workspace import WorkspaceStore
 from beprepared_dagster.workflow import Workflow
 
 log = logging.getLogger("beprepared")
-
-
-@dataclass
-class PlannedRun:
-    stages: list[str]
-    first: str
-    last: str
 
 
 @dataclass
@@ -41,45 +38,74 @@ class RunSummary:
     new_images: int = 0
     runs: list[PlannedRun] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
-
-
-def plan_runs(store: WorkspaceStore, workflow: Workflow, all_keys: list[str]) -> list[PlannedRun]:
-    partitioned = [s for s in workflow.stages if not isinstance(s.node, SinkNode)]
-    stale: dict[str, set[str]] = {}
-    with store.db.connect() as conn:
-        for stage in partitioned:
-            own = stages.stale_images(
-                conn, workflow.name, stage.name, stage.fingerprint, [i.name for i in stage.inputs], all_keys
-            )
-            for upstream in stage.inputs:
-                own |= stale.get(upstream.name, set())
-            stale[stage.name] = own
-    groups: dict[tuple[str, ...], set[str]] = {}
-    for key in set().union(*stale.values()) if stale else set():
-        selection = tuple(s.name for s in partitioned if key in stale[s.name])
-        groups.setdefault(selection, set()).add(key)
-    runs = []
-    for selection, keys in sorted(groups.items()):
-        runs.extend(PlannedRun(list(selection), a, b) for a, b in contiguous_ranges(all_keys, keys))
-    return runs
+    waiting: dict[str, int] = field(default_factory=dict)  # human stage → images left unlabeled (no-wait)
+    saved: bool = False
 
 
 def run_workflow(
     workflow: Workflow,
     *,
     save: bool = True,
+    wait: bool = True,
     log_level: str = "INFO",
     progress: Callable[[int, int, str], None] | None = None,
+    poll_seconds: float = 2.0,
 ) -> RunSummary:
-    """Discover new images, materialize every stale stage range, then Save. Raises RunFailed on failure.
+    """Discover new images, materialize every stale stage range, wait for labels at human stages (or stop
+    there when `wait` is False), then Save. Raises RunFailed on failure.
 
     `progress(done, total, label)` is called before each run and once at the end (done == total)."""
     store = WorkspaceStore(workflow.workspace_dir)
     instance = open_instance(store)
-    defs = build_definitions([workflow])
-    assets = list(defs.assets or [])
-    name = partitions_name(workflow)
+    assets = list(build_definitions([workflow]).assets or [])
     summary = RunSummary(workflow.name)
+    all_keys = _discover(store, workflow, instance, summary)
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    sinks = [asset_key(workflow, s) for s in workflow.stages if isinstance(s.node, SinkNode)]
+    done, rounds = 0, 0
+    while True:
+        planned = plan(store, workflow, all_keys)
+        if planned.runs:
+            rounds += 1
+            if rounds > len(workflow.stages) + 3:
+                raise RunFailed(
+                    f"workflow {workflow.name!r}: planning did not settle after {rounds - 1} rounds"
+                )
+            total = done + len(planned.runs) + (1 if save and sinks else 0)
+            for run in planned.runs:
+                if progress:
+                    progress(done, total, f"{', '.join(run.stages)} ({run.images} image(s))")
+                selection = [asset_key(workflow, workflow.stage(s)) for s in run.stages]
+                tags = {**range_tags(run.first, run.last), "beprepared/workflow": workflow.name}
+                _materialize(summary, assets, selection, instance, run_config, tags)
+                summary.runs.append(run)
+                done += 1
+            continue
+        waiting = {stage: n for stage, n in planned.waiting.items() if n}
+        if not waiting:
+            break
+        if not wait:
+            summary.waiting = waiting
+            for stage, n in waiting.items():
+                log.info(
+                    f"{workflow.name}/{stage}: {n} image(s) wait for a label at {tab_url(workflow.name, stage)}"
+                )
+            log.info(f"{workflow.name}: stopped at the human stage(s) (no-wait); Save was not run")
+            return summary
+        rounds = 0
+        _wait_for_labels(store, workflow, all_keys, waiting, poll_seconds)
+    if save and sinks:
+        if progress:
+            progress(done, done + 1, "save")
+        _materialize(summary, assets, sinks, instance, run_config, {"beprepared/workflow": workflow.name})
+        summary.saved = True
+    if progress:
+        progress(done + 1, done + 1, "done")
+    return summary
+
+
+def _discover(store: WorkspaceStore, workflow: Workflow, instance: Any, summary: RunSummary) -> list[str]:
+    name = partitions_name(workflow)
     try:
         found = discover(store, workflow, set(instance.get_dynamic_partitions(name)), log)
     except OSError as exc:
@@ -88,25 +114,33 @@ def run_workflow(
         instance.add_dynamic_partitions(name, found.new_keys)
     summary.new_images = len(found.new_keys)
     all_keys = list(instance.get_dynamic_partitions(name))
+    with store.db.connect() as conn:
+        order.append_order(conn, workflow.name, all_keys)
     log.info(f"{workflow.name}: {len(all_keys)} images ({summary.new_images} new)")
-    summary.runs = plan_runs(store, workflow, all_keys)
-    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    sinks = [asset_key(workflow, s) for s in workflow.stages if isinstance(s.node, SinkNode)]
-    total = len(summary.runs) + (1 if save and sinks else 0)
-    for done, planned in enumerate(summary.runs):
-        if progress:
-            progress(done, total, f"{', '.join(planned.stages)} ({planned.first[:8]}…{planned.last[:8]})")
-        selection = [asset_key(workflow, workflow.stage(s)) for s in planned.stages]
-        _materialize(
-            summary, assets, selection, instance, run_config, range_tags(planned.first, planned.last)
-        )
-    if save and sinks:
-        if progress:
-            progress(total - 1, total, "save")
-        _materialize(summary, assets, sinks, instance, run_config, {})
-    if progress:
-        progress(total, total, "done")
-    return summary
+    return all_keys
+
+
+def _wait_for_labels(
+    store: WorkspaceStore, workflow: Workflow, all_keys: list[str], waiting: dict[str, int], poll: float
+) -> None:
+    """Serve the labeling app (unless one already serves this workspace), print the tabs, and return once
+    some waiting image became decidable."""
+    from beprepared_dagster.labeling.launcher import ensure_serving
+
+    ensure_serving([workflow])
+    for stage, n in waiting.items():
+        log.info(f"{workflow.name}/{stage}: {n} image(s) to label at {tab_url(workflow.name, stage)}")
+    journal_at = store.journal.max_id()
+    while True:
+        time.sleep(poll)
+        if store.journal.max_id() == journal_at:
+            continue
+        journal_at = store.journal.max_id()
+        planned = plan(store, workflow, all_keys)
+        left = {stage: n for stage, n in planned.waiting.items() if n}
+        if not any(left.get(s, 0) for s in waiting):
+            return
+        log.info(", ".join(f"{workflow.name}/{s}: {left.get(s, 0)} left" for s in waiting))
 
 
 def _materialize(

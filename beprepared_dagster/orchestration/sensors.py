@@ -1,36 +1,79 @@
-"""The discovery sensor of a workflow: new files in its Load folders become partitions and ONE range run."""
+"""Sensors: per workflow, discovery (new files → partitions + ONE range run of the automated stages) which also
+catches up stale automated ranges; per human stage, labels (new labels → runs of exactly those partitions
+through that stage and the stages below it). Both plan from DuckDB and the label journal (planning.py), launch
+nothing while a run of the workflow is queued or running, and name runs by their work so a tick repeated
+after a crash requests nothing twice."""
+
+from __future__ import annotations
 
 import os
 
 import dagster as dg
 
+from beprepared_dagster.nodes.base import HumanNode
+from beprepared_dagster.orchestration.assets import asset_key
 from beprepared_dagster.orchestration.discovery import discover
 from beprepared_dagster.orchestration.partitions import partitions_def, partitions_name, range_tags
+from beprepared_dagster.orchestration.planning import PlannedRun, owner, partitioned_stages, plan, state_token
+from beprepared_dagster.store import order
 from beprepared_dagster.store.workspace import WorkspaceStore
-from beprepared_dagster.workflow import Workflow
+from beprepared_dagster.workflow import Stage, Workflow
 
 INTERVAL_ENV = "BEPREPARED_SENSOR_INTERVAL"
+LABEL_INTERVAL_ENV = "BEPREPARED_LABEL_SENSOR_INTERVAL"
 # Dagster recommends at most 25k partition additions per evaluation; the rest waits for the next tick.
 MAX_NEW_PER_TICK = 10_000
+MAX_RUNS_PER_TICK = 20
+WORKFLOW_TAG, TRIGGER_TAG = "beprepared/workflow", "beprepared/trigger"
+_ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
-def build_discovery_sensor(workflow: Workflow, automated: list[dg.AssetKey]) -> dg.SensorDefinition:
+def automated_keys(workflow: Workflow) -> list[dg.AssetKey]:
+    """The partitioned stages above every human stage: what a discovery run materializes."""
+    return [asset_key(workflow, s) for s in partitioned_stages(workflow) if owner(workflow, s.name) is None]
+
+
+def _busy(instance: dg.DagsterInstance, workflow: Workflow) -> bool:
+    runs = instance.get_run_records(
+        filters=dg.RunsFilter(statuses=_ACTIVE, tags={WORKFLOW_TAG: workflow.name}), limit=1
+    )
+    return bool(runs)
+
+
+def _request(workflow: Workflow, run: PlannedRun, trigger: str) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=f"{trigger}-{run.key}",
+        asset_selection=[asset_key(workflow, workflow.stage(s)) for s in run.stages],
+        tags={**range_tags(run.first, run.last), WORKFLOW_TAG: workflow.name, TRIGGER_TAG: trigger},
+    )
+
+
+def build_discovery_sensor(workflow: Workflow) -> dg.SensorDefinition:
     parts = partitions_def(workflow)
     store = WorkspaceStore(workflow.workspace_dir)
+    automated = automated_keys(workflow)
 
     @dg.sensor(
         name=f"{workflow.name}_discover_images",
         minimum_interval_seconds=int(os.environ.get(INTERVAL_ENV, "30")),
         default_status=dg.DefaultSensorStatus.RUNNING,
-        target=automated,
+        target=[asset_key(workflow, s) for s in partitioned_stages(workflow)],
         description=f"Scans the Load folders of {workflow.name!r}; new images become partitions and one run.",
     )
     def _discover(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-        existing = set(context.instance.get_dynamic_partitions(partitions_name(workflow)))
-        found = discover(store, workflow, existing, context.log)
+        existing = list(context.instance.get_dynamic_partitions(partitions_name(workflow)))
+        found = discover(store, workflow, set(existing), context.log)
         if not found.new_keys:
-            return dg.SkipReason(f"no new images ({found.files} files, {len(existing)} images known)")
+            return _catch_up(context, store, workflow, existing, found.files)
         new = found.new_keys[:MAX_NEW_PER_TICK]
+        with store.db.connect() as conn:
+            order.append_order(conn, workflow.name, existing + new)
         context.log.info(f"{len(new)} new image(s) of {found.files} file(s); launching one run over them")
         return dg.SensorResult(
             dynamic_partitions_requests=[parts.build_add_request(new)],
@@ -38,9 +81,74 @@ def build_discovery_sensor(workflow: Workflow, automated: list[dg.AssetKey]) -> 
                 dg.RunRequest(
                     run_key=f"discover-{new[0][:16]}-{new[-1][:16]}-{len(new)}",
                     asset_selection=automated,
-                    tags={**range_tags(new[0], new[-1]), "beprepared/trigger": "discovery"},
+                    tags={
+                        **range_tags(new[0], new[-1]),
+                        WORKFLOW_TAG: workflow.name,
+                        TRIGGER_TAG: "discovery",
+                    },
                 )
             ],
         )
 
     return _discover
+
+
+def _catch_up(
+    context: dg.SensorEvaluationContext,
+    store: WorkspaceStore,
+    workflow: Workflow,
+    keys: list[str],
+    files: int,
+) -> dg.SensorResult | dg.SkipReason:
+    """No new images: launch runs for stale ranges of the automated stages (e.g. below a set-level stage
+    whose decisions changed), unless a run of the workflow is in flight."""
+    idle = f"no new images ({files} files, {len(keys)} images known)"
+    if not keys or _busy(context.instance, workflow):
+        return dg.SkipReason(idle)
+    runs = [r for r in plan(store, workflow, keys).runs if owner(workflow, r.stages[0]) is None]
+    if not runs:
+        return dg.SkipReason(idle + "; nothing stale")
+    context.log.info(f"{len(runs)} stale range(s) of automated stages; launching them")
+    return dg.SensorResult(run_requests=[_request(workflow, r, "catch-up") for r in runs[:MAX_RUNS_PER_TICK]])
+
+
+def build_label_sensor(workflow: Workflow, stage: Stage) -> dg.SensorDefinition:
+    store = WorkspaceStore(workflow.workspace_dir)
+
+    @dg.sensor(
+        name=f"{workflow.name}_{stage.name}_labels",
+        minimum_interval_seconds=int(os.environ.get(LABEL_INTERVAL_ENV, "5")),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        target=[asset_key(workflow, s) for s in partitioned_stages(workflow)],
+        description=(
+            f"Turns new labels of {workflow.name}/{stage.name} into runs of exactly the labeled images "
+            "through this stage and the stages below it."
+        ),
+    )
+    def _labels(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        if _busy(context.instance, workflow):
+            return dg.SkipReason("a run of this workflow is queued or running; labels wait for it")
+        if state_token(store, workflow) == context.cursor:
+            return dg.SkipReason("no new labels and no new results since the last tick")
+        keys = list(context.instance.get_dynamic_partitions(partitions_name(workflow)))
+        planned = plan(store, workflow, keys)
+        runs = [r for r in planned.runs if owner(workflow, r.stages[0]) == stage.name]
+        waiting = planned.waiting.get(stage.name, 0)
+        if not runs:
+            return dg.SensorResult(
+                skip_reason=f"nothing to apply ({waiting} image(s) wait)", cursor=planned.token
+            )
+        context.log.info(
+            f"{sum(r.images for r in runs)} image(s) in {len(runs)} range(s) to apply; {waiting} still wait"
+        )
+        requests = [_request(workflow, r, f"labels-{stage.name}") for r in runs[:MAX_RUNS_PER_TICK]]
+        cursor = planned.token if len(runs) <= MAX_RUNS_PER_TICK else context.cursor
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+    return _labels
+
+
+def build_sensors(workflow: Workflow) -> list[dg.SensorDefinition]:
+    sensors = [build_discovery_sensor(workflow)]
+    sensors += [build_label_sensor(workflow, s) for s in workflow.stages if isinstance(s.node, HumanNode)]
+    return sensors

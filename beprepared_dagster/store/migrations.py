@@ -58,6 +58,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             labeler VARCHAR,
             PRIMARY KEY (domain, kind, image_id)
         );
+        CREATE TABLE human_applied (
+            workflow VARCHAR NOT NULL,
+            stage VARCHAR NOT NULL,
+            image_id VARCHAR NOT NULL,
+            journal_id BIGINT NOT NULL,     -- the journal entry the stage's row was computed from (0: none)
+            PRIMARY KEY (workflow, stage, image_id)
+        );
         CREATE TABLE image_order (
             workflow VARCHAR NOT NULL,
             image_id VARCHAR NOT NULL,

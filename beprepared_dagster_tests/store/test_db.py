@@ -73,17 +73,26 @@ def tables(path: Path) -> set[str]:
 # --- migrations ------------------------------------------------------------------------------------------
 
 
-def test_first_connect_creates_the_schema_and_records_version_1(tmp_path: Path):
+def test_first_connect_creates_the_schema_and_records_every_version(tmp_path: Path):
     path = tmp_path / "ws" / "beprepared.duckdb"  # the folder does not exist yet
     db = Database(path)
-    assert db.schema_version() == 1
-    assert tables(path) >= {"schema_migrations", "files", "node_cache", "fingerprints", "stage_rows"}
+    assert db.schema_version() == len(MIGRATIONS)
+    assert tables(path) >= {
+        "schema_migrations",
+        "files",
+        "node_cache",
+        "fingerprints",
+        "stage_rows",
+        "labels",
+        "human_applied",
+        "image_order",
+    }
     conn = duckdb.connect(str(path), read_only=True)
     try:
         rows = conn.execute("SELECT version, name, applied_at FROM schema_migrations").fetchall()
     finally:
         conn.close()
-    assert [(v, n) for v, n, _ in rows] == [(1, "initial schema")]
+    assert [(v, n) for v, n, _ in rows] == [(v, n) for v, n, _ in MIGRATIONS]
     assert rows[0][2] is not None
 
 
@@ -94,9 +103,9 @@ def test_migrations_are_applied_once(tmp_path: Path):
         conn.execute("INSERT INTO fingerprints VALUES ('fp', 'Node', 1, '{}')")
     # A new process (a new Database object) must not re-run migration 1 (it would fail or wipe data).
     db = Database(path)
-    assert db.schema_version() == 1
+    assert db.schema_version() == len(MIGRATIONS)
     with db.connect() as conn:
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(MIGRATIONS)
         assert conn.execute("SELECT node FROM fingerprints").fetchall() == [("Node",)]
 
 
@@ -153,7 +162,7 @@ def test_connect_waits_for_another_process_and_then_succeeds(tmp_path: Path):
             conn.execute("INSERT INTO fingerprints VALUES ('x', 'Node', 1, '{}')")
         assert holder.wait(timeout=30) == 0
     assert 0.5 <= waited < 20, waited
-    assert db.schema_version() == 1
+    assert db.schema_version() == len(MIGRATIONS)
     # What the other process wrote is still there.
     assert "holder" in tables(path)
 

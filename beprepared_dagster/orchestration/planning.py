@@ -1,0 +1,196 @@
+"""What to run next, from DuckDB and the label journal alone (no Dagster state), so the headless runner and the
+sensors make the same decisions.
+
+Per stage, an image is stale when its row is missing, was made with another fingerprint, is older than an
+upstream row, or failed. At a human stage it is also stale when its label changed since its row was written
+(or it waits and has become decidable); it is *blocked* while a person has not labeled it yet, or while the
+stage above it still has to run. Blocked images are left out of that stage and everything below it; the
+next plan (after the run, or after labeling) picks them up. Stale images are grouped into contiguous
+insertion-order ranges per stage selection: one run each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from beprepared_dagster.nodes.base import HumanNode, SinkNode
+from beprepared_dagster.orchestration.partitions import contiguous_ranges
+from beprepared_dagster.orchestration.stage_human import is_ready
+from beprepared_dagster.store import human, stages
+from beprepared_dagster.store.stages import KEPT, PENDING
+from beprepared_dagster.store.workspace import WorkspaceStore
+from beprepared_dagster.workflow import Stage, Workflow
+
+
+@dataclass
+class PlannedRun:
+    stages: list[str]
+    first: str
+    last: str
+    images: int = 0
+    key: str = ""  # identifies this run's work, for Dagster's run_key de-duplication
+
+
+@dataclass
+class Plan:
+    runs: list[PlannedRun] = field(default_factory=list)
+    waiting: dict[str, int] = field(default_factory=dict)  # human stage → images waiting for a label
+    # Changes whenever stored state does (a run wrote rows, a label arrived): part of every run key, so the
+    # same work requested again after a change is not mistaken for a duplicate, and unchanged work is.
+    token: str = ""
+
+
+def partitioned_stages(workflow: Workflow) -> list[Stage]:
+    return [s for s in workflow.stages if not isinstance(s.node, SinkNode)]
+
+
+def owner(workflow: Workflow, stage_name: str) -> str | None:
+    """The human stage whose sensor launches runs starting at this stage (the nearest human stage at or above
+    it), or None for the automated stages above every human stage (the discovery sensor's)."""
+    stage = workflow.stage(stage_name)
+    seen: list[Stage] = []
+    frontier = [stage]
+    while frontier:
+        current = frontier.pop()
+        if isinstance(current.node, HumanNode):
+            seen.append(current)
+            continue
+        frontier.extend(current.inputs)
+    if not seen:
+        return None
+    order = [s.name for s in workflow.stages]
+    return max(seen, key=lambda s: order.index(s.name)).name
+
+
+def plan(store: WorkspaceStore, workflow: Workflow, all_keys: list[str]) -> Plan:
+    result = Plan()
+    stale: dict[str, set[str]] = {}
+    blocked: dict[str, set[str]] = {}
+    passive: set[str] = set()
+    with store.db.connect() as conn:
+        for stage in partitioned_stages(workflow):
+            inputs = [i.name for i in stage.inputs]
+            own = stages.stale_images(conn, workflow.name, stage.name, stage.fingerprint, inputs, all_keys)
+            upstream_stale = set().union(*(stale.get(i, set()) for i in inputs))
+            held = set().union(*(blocked.get(i, set()) for i in inputs))
+            own |= upstream_stale
+            if isinstance(stage.node, HumanNode):
+                state = _human(conn, store, workflow, stage, all_keys, own, upstream_stale)
+                own |= state.extra
+                held |= state.held
+                passive |= state.passive
+                result.waiting[stage.name] = state.waiting
+            stale[stage.name] = own - held
+            blocked[stage.name] = held
+        result.token = _token(conn, store, workflow)
+    # While people still label, images that need no label (rejected above the human stage) only ride along
+    # with labeled ones, instead of each becoming a run of its own.
+    drivers = None if not any(result.waiting.values()) else passive
+    result.runs = _group(workflow, stale, blocked, all_keys, result.token, drivers)
+    return result
+
+
+def state_token(store: WorkspaceStore, workflow: Workflow) -> str:
+    """Cheap to compute; equal tokens mean an equal plan (the sensors skip planning on an unchanged token)."""
+    with store.db.connect() as conn:
+        return _token(conn, store, workflow)
+
+
+def _token(conn: Any, store: WorkspaceStore, workflow: Workflow) -> str:
+    written = conn.execute("SELECT max(updated_at) FROM stage_rows WHERE workflow = ?", [workflow.name])
+    fingerprints = hashlib.sha256("|".join(s.fingerprint for s in workflow.stages).encode()).hexdigest()[:12]
+    return f"{written.fetchone()[0]}|{store.journal.max_id()}|{fingerprints}"
+
+
+@dataclass
+class _HumanState:
+    extra: set[str] = field(default_factory=set)  # stale because of a label change
+    held: set[str] = field(default_factory=set)  # blocked: no label yet, or the stage above must run first
+    passive: set[str] = field(default_factory=set)  # decidable without a label (not kept above)
+    waiting: int = 0  # kept above and not labeled
+
+
+def _human(
+    conn: Any,
+    store: WorkspaceStore,
+    workflow: Workflow,
+    stage: Stage,
+    all_keys: list[str],
+    own: set[str],
+    upstream_stale: set[str],
+) -> _HumanState:
+    node: HumanNode = stage.node  # type: ignore[assignment]
+    domain, kind = node.label_key()
+    upstream = stages.read_rows(conn, workflow.name, stage.inputs[0].name)
+    labels = store.journal.latest(domain, kind)
+    applied = human.applied_ids(conn, workflow.name, stage.name)
+    pending = _pending(conn, workflow.name, stage.name)
+    state = _HumanState()
+    for key in all_keys:
+        rows = upstream.get(key)
+        if rows is None or key in upstream_stale:
+            state.held.add(key)  # the stage above has to run first
+            continue
+        if all(r.status != KEPT for r in rows):
+            state.passive.add(key)
+            continue
+        label = labels.get(key)
+        value = label.value if label else None
+        changed = key in applied and applied[key] != (label.id if label else 0)
+        if not is_ready(node, rows, value):
+            state.waiting += 1
+            # A label undone (or a version bump) must still turn an exported image into "waiting".
+            if (changed or key in own) and key in applied and not pending.get(key, False):
+                state.extra.add(key)
+            else:
+                state.held.add(key)
+        elif changed or pending.get(key, False):
+            state.extra.add(key)
+    return state
+
+
+def _pending(conn: Any, workflow: str, stage: str) -> dict[str, bool]:
+    rows = conn.execute(
+        "SELECT image_id, bool_and(status = ?) FROM stage_rows WHERE workflow = ? AND stage = ? GROUP BY image_id",
+        [PENDING, workflow, stage],
+    ).fetchall()
+    return dict(rows)
+
+
+def _group(
+    workflow: Workflow,
+    stale: dict[str, set[str]],
+    blocked: dict[str, set[str]],
+    all_keys: list[str],
+    token: str,
+    passive: set[str] | None,
+) -> list[PlannedRun]:
+    """Contiguous ranges per stage selection. A range may bridge over images that are up to date everywhere
+    (re-running them is a cache hit that changes nothing) to save runs; an image still waiting breaks it."""
+    names = [s.name for s in partitioned_stages(workflow)]
+    anything = set().union(*stale.values()) if stale else set()
+    done = set(all_keys) - anything - set().union(*blocked.values())
+    groups: dict[tuple[str, ...], set[str]] = {}
+    for key in anything:
+        selection = tuple(n for n in names if key in stale[n])
+        groups.setdefault(selection, set()).add(key)
+    fingerprints = {s.name: s.fingerprint for s in workflow.stages}
+    position = {k: i for i, k in enumerate(all_keys)}
+    runs = []
+    for selection, keys in sorted(groups.items()):
+        starts_human = isinstance(workflow.stage(selection[0]).node, HumanNode)
+        for first, last in contiguous_ranges(all_keys, keys | done):
+            members = [k for k in all_keys[position[first] : position[last] + 1] if k in keys]
+            if not members or (passive is not None and starts_human and all(k in passive for k in members)):
+                continue
+            first, last = members[0], members[-1]
+            signature = "|".join([token, *(f"{n}:{fingerprints[n]}" for n in selection), first, last])
+            size = position[last] - position[first] + 1
+            runs.append(
+                PlannedRun(
+                    list(selection), first, last, size, hashlib.sha256(signature.encode()).hexdigest()[:24]
+                )
+            )
+    return runs
