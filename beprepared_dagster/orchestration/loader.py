@@ -6,6 +6,7 @@ import os
 import runpy
 from pathlib import Path
 
+import beprepared_dagster
 from beprepared_dagster.errors import WorkflowError
 from beprepared_dagster.workflow import Loader, Workflow, Workspace, _slugify, reset_loader, set_loader
 
@@ -31,7 +32,9 @@ def load_file(path: Path, workspace: str | os.PathLike | None = None) -> list[Wo
     token = set_loader(loader)
     try:
         with Workspace(workspace, name=_slugify(path.stem)) as default:
-            runpy.run_path(str(path), init_globals={"workspace": default}, run_name="__beprepared__")
+            # Like the original, a workflow file may use the DSL without importing it.
+            names = {n: getattr(beprepared_dagster, n) for n in beprepared_dagster.__all__}
+            runpy.run_path(str(path), init_globals={**names, "workspace": default}, run_name="__beprepared__")
     finally:
         reset_loader(token)
     if not loader.workflows:

@@ -161,10 +161,20 @@ def _materialize(
     summary.run_ids.append(result.run_id)
     if not result.success:
         failures = [
-            f"{e.step_key}: {e.event_specific_data.error.message.strip()}"  # type: ignore[union-attr]
+            f"{e.step_key}: {_root_cause(e.event_specific_data.error)}"  # type: ignore[union-attr]
             for e in result.all_events
             if e.is_step_failure and e.event_specific_data is not None
         ]
         raise RunFailed(
             f"run {result.run_id} of {names} failed: " + ("; ".join(failures) or "see the run log")
         )
+
+
+def _root_cause(error: Any) -> str:
+    """The first error under Dagster's wrappers: "Failure: …" or "ZeroDivisionError: …", not "Error occurred
+    while executing op…"."""
+    while error is not None and error.cls_name.startswith("Dagster") and error.cause is not None:
+        error = error.cause
+    return (
+        (error.message if error is not None else "").replace("dagster._core.definitions.events.", "").strip()
+    )
