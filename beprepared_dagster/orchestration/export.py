@@ -1,20 +1,28 @@
-"""Running Save: gather the kept images of its stage that still exist in a Load folder, then export."""
+"""Running a Save node: gather the kept images of its stage that still exist in a Load folder, then export."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from beprepared_dagster.export.folder import ExportReport, export_folder
-from beprepared_dagster.nodes.save import Save
+from beprepared_dagster.errors import WorkflowError
+from beprepared_dagster.export.atomic import ExportReport
+from beprepared_dagster.export.dataset import export_dataset
+from beprepared_dagster.nodes.save import SaveNode
 from beprepared_dagster.orchestration.discovery import load_nodes
 from beprepared_dagster.store import files, stages
-from beprepared_dagster.store.stages import KEPT
+from beprepared_dagster.store.stages import KEPT, Row
 from beprepared_dagster.store.workspace import WorkspaceStore
 from beprepared_dagster.workflow import Stage, Workflow
 
 
-def run_save(store: WorkspaceStore, workflow: Workflow, stage: Stage, log: Any) -> ExportReport:
-    node: Save = stage.node  # type: ignore[assignment]
+def export_target(store: WorkspaceStore, node: SaveNode) -> Path:
+    """The folder a Save node writes: its `dir` (relative to the workspace) or its layout's default."""
+    return store.resolve_output(node.dir if node.dir is not None else node.default_dir)
+
+
+def kept_rows(store: WorkspaceStore, workflow: Workflow, stage: Stage, log: Any) -> list[Row]:
+    """The rows a Save stage exports: kept by its upstream stage, source file still present."""
     source = stage.inputs[0].name
     roots = [str(n.dir) for n in load_nodes(workflow)]
     with store.db.connect() as conn:
@@ -29,21 +37,51 @@ def run_save(store: WorkspaceStore, workflow: Workflow, stage: Stage, log: Any) 
         log.warning(
             f"{unprocessed} discovered image(s) are not processed by {source!r} yet and are not exported"
         )
-    target = store.resolve_output(node.dir)
-    report = export_folder(
-        target, [r for r in kept if r.image_id in present], store.objects, node, workflow.name
-    )
+    return [r for r in kept if r.image_id in present]
+
+
+def check_targets(store: WorkspaceStore, workflow: Workflow) -> None:
+    """Refuse exports that would clobber each other (same or nested folders) or feed back into a Load folder
+    (discovery would pick the exported copies up as new images)."""
+    targets = [
+        (s.name, export_target(store, s.node)) for s in workflow.stages if isinstance(s.node, SaveNode)
+    ]
+    for name, path in targets:
+        for load in load_nodes(workflow):
+            source = Path(load.dir).expanduser().resolve()
+            if path == source or source in path.parents or path in source.parents:
+                raise WorkflowError(
+                    f"stage {name!r} would export to {path}, which overlaps the Load folder {source}; "
+                    "export somewhere else"
+                )
+    for i, (name, path) in enumerate(targets):
+        for other, other_path in targets[i + 1 :]:
+            if path == other_path or path in other_path.parents or other_path in path.parents:
+                raise WorkflowError(
+                    f"stages {name!r} and {other!r} export to the same or nested folders ({path}, {other_path});"
+                    " give each Save its own dir"
+                )
+
+
+def run_save(store: WorkspaceStore, workflow: Workflow, stage: Stage, log: Any) -> ExportReport:
+    """Export the stage's kept images; log what was written."""
+    node: SaveNode = stage.node  # type: ignore[assignment]
+    check_targets(store, workflow)
+    rows = kept_rows(store, workflow, stage, log)
+    target = export_target(store, node)
+    report = export_dataset(target, rows, store.objects, node, workflow.name)
     if report.unchanged:
         log.info(f"{target}: unchanged ({report.images} images), nothing rewritten")
     else:
         log.info(
-            f"{target}: {report.images} images; {report.written} file(s) written, {report.linked} unchanged, "
-            f"{report.removed} removed, in {report.seconds:.2f}s"
+            f"{target}: {report.images} images ({node.layout} layout); {report.written} file(s) written, "
+            f"{report.linked} unchanged, {report.removed} removed, in {report.seconds:.2f}s"
         )
     return report
 
 
 def gallery_strip(store: WorkspaceStore, report: ExportReport, count: int = 6) -> str:
+    """A few thumbnails of the export, as Markdown for the Save asset's metadata."""
     from beprepared_dagster.orchestration.metadata import thumbnail_markdown
 
     thumbs = [t for t in (thumbnail_markdown(store.objects, o) for o in report.object_ids[:count]) if t]

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from beprepared_dagster.errors import WorkflowError
+from beprepared_dagster.export.dataset import STATS_HTML, STATS_JSON
 from beprepared_dagster.export.folder import MANIFEST, ExportRefused, export_folder
 from beprepared_dagster.nodes import Save
 from beprepared_dagster.store.objects import ObjectStore
@@ -76,13 +77,20 @@ def test_names_are_basename_objectid_ext(objects, target, tmp_path):
     report = export(target, [row], objects)
     stem = f"beach.png_{oid}"
     assert sorted(p.name for p in target.iterdir()) == sorted(
-        [f"{stem}.jpg", f"{stem}.txt", f"{stem}.json", "index.html", MANIFEST]
+        [f"{stem}.jpg", f"{stem}.txt", f"{stem}.json", "index.html", STATS_HTML, STATS_JSON, MANIFEST]
     )
     # The image file is the object's bytes, its extension that of the real format.
     assert (target / f"{stem}.jpg").read_bytes() == objects.read(oid)
     assert report.images == 1 and report.captions == 1
     assert report.object_ids == [oid]
-    assert set(report.files) == {f"{stem}.jpg", f"{stem}.txt", f"{stem}.json", "index.html"}
+    assert set(report.files) == {
+        f"{stem}.jpg",
+        f"{stem}.txt",
+        f"{stem}.json",
+        "index.html",
+        STATS_HTML,
+        STATS_JSON,
+    }
     assert leftovers(target.parent) == []
 
 
@@ -137,12 +145,14 @@ def test_ext_follows_the_props(objects, target, tmp_path):
 # --- captions, sidecars, gallery -------------------------------------------------------------------------
 
 
-def test_captions_are_utf8_without_a_trailing_newline(objects, target, tmp_path):
-    caption = "ohwx, café, 名前 — two\nlines"
+def test_captions_are_utf8_one_line_without_a_trailing_newline(objects, target, tmp_path):
+    """Several trainers read each line of a caption file as an alternative caption, so a caption's own line
+    breaks become spaces (several captions are given as a list; see test_captions.py)."""
+    caption = "ohwx, café, 名前 — two\nlines\r\n  and more"
     row = image_row(objects, tmp_path, 1, "/p/a.jpg", caption=caption)
     export(target, [row], objects)
     [txt] = list(target.glob("*.txt"))
-    assert txt.read_bytes() == caption.encode("utf-8")
+    assert txt.read_bytes() == "ohwx, café, 名前 — two lines and more".encode()
 
 
 def test_images_without_a_caption_get_no_caption_file(objects, target, tmp_path):
@@ -180,7 +190,7 @@ def test_bad_caption_extensions_are_refused(bad):
 
 def test_captions_and_sidecars_can_be_turned_off(objects, target, tmp_path):
     row = image_row(objects, tmp_path, 1, "/p/a.jpg", caption="hello")
-    export(target, [row], objects, captions=False, sidecars=False)
+    export(target, [row], objects, captions=False, sidecars=False, stats=False)
     assert sorted(p.suffix for p in target.iterdir() if p.name != MANIFEST) == [".html", ".jpg"]
 
 
@@ -189,7 +199,7 @@ def test_sidecars_hold_public_properties_only(objects, target, tmp_path):
         objects, tmp_path, 1, "/p/a.jpg", caption="名前", score=0.5, _private="secret", _embedding=[1, 2]
     )
     export(target, [row], objects)
-    [sidecar] = [p for p in target.glob("*.json") if p.name != MANIFEST]
+    [sidecar] = [p for p in target.glob("*.json") if not p.name.startswith(".")]
     data = json.loads(sidecar.read_text(encoding="utf-8"))
     assert data == {k: v for k, v in row.props.items() if not k.startswith("_")}
     assert "secret" not in sidecar.read_text(encoding="utf-8")
@@ -243,10 +253,10 @@ def test_reexport_of_the_same_rows_changes_nothing(objects, target, tmp_path):
 
 def test_changing_one_caption_rewrites_only_what_shows_it(objects, target, tmp_path):
     rows = [image_row(objects, tmp_path, i, f"/p/{i}.jpg", caption=f"c{i}") for i in range(3)]
-    export(target, rows, objects)
+    export(target, rows, objects, stats=False)  # caption statistics change too: see test_stats_files_*
     before = listing(target)
     rows[1] = Row(rows[1].image_id, 0, KEPT, props={**rows[1].props, "caption": "new caption"})
-    report = export(target, rows, objects)
+    report = export(target, rows, objects, stats=False)
     after = listing(target)
     stem = f"1.jpg_{rows[1].props['objectid']}"
     rewritten = {f"{stem}.txt", f"{stem}.json", "index.html"}  # the sidecar and gallery show the caption too
@@ -409,8 +419,11 @@ def test_export_creates_missing_parent_folders(objects, tmp_path):
 
 def test_empty_export(objects, target):
     report = export(target, [], objects)
-    assert sorted(p.name for p in target.iterdir()) == sorted(["index.html", MANIFEST])
-    assert report.images == 0 and report.files == ["index.html"]
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        ["index.html", STATS_HTML, STATS_JSON, MANIFEST]
+    )
+    assert report.images == 0 and sorted(report.files) == sorted(["index.html", STATS_HTML, STATS_JSON])
+    assert report.stats is not None and report.stats["images"] == 0
 
 
 def test_export_folder_permissions_follow_the_umask(objects, target, tmp_path):

@@ -265,7 +265,9 @@ def test_cached_conversion_still_converts_and_extension_follows_format(photos, w
             assert image.format == "PNG"
 
 
-def test_file_whose_content_changed_is_a_new_image_and_the_old_version_leaves_the_export(photos, workspace_dir):
+def test_file_whose_content_changed_is_a_new_image_and_the_old_version_leaves_the_export(
+    photos, workspace_dir
+):
     from beprepared_dagster_tests.conftest import make_image
 
     workflow = Workflow("edit", Load(photos) >> Save, workspace=workspace_dir)

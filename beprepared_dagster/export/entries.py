@@ -1,0 +1,103 @@
+"""From kept rows to the image files of an export: naming, grouping and the multi-caption modes.
+
+Every format names images the original's way, `<basename[:80]>_<objectid><_n><ext>`, inside a folder the
+format chooses (kohya's `N_concept/`, the image folder's `train/`), so names are stable across exports and
+different images never collide.
+
+Several captions for one image (a list-valued caption, or several rows of one image such as Concat branches
+or caption variations) are exported per `multi_caption`:
+
+- `files`: one copy of the image (`_1`, `_2`…) per caption, each with its own caption file: every trainer
+  reads it, and every caption is trained every epoch (the image counts once per caption);
+- `lines`: one image, one caption file with one caption per line: sd-scripts with `enable_wildcard`,
+  OneTrainer and SimpleTuner pick a random line per step/epoch (sd-scripts without it reads only line 1);
+- `first`: one image with its first caption.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from beprepared_dagster.export.captions import CaptionSpec, render_captions
+from beprepared_dagster.store.stages import Row
+
+_BASENAME_CHARS, _BASENAME_BYTES = 80, 150
+
+
+@dataclass
+class Entry:
+    """One exported image file and the captions that go with it."""
+
+    folder: str
+    stem: str
+    ext: str
+    object_id: str
+    image_id: str
+    props: dict[str, Any]
+    captions: list[str] = field(default_factory=list)
+
+    @property
+    def image(self) -> str:
+        """The image's path relative to the export folder."""
+        return self.sibling(self.ext)
+
+    def sibling(self, suffix: str) -> str:
+        """A file next to the image with the same stem, e.g. its `.txt` caption."""
+        return f"{self.folder}/{self.stem}{suffix}" if self.folder else f"{self.stem}{suffix}"
+
+
+def row_order(row: Row) -> tuple[str, str, int]:
+    """The export order: by source path, then identity, then seq (stable `_n` numbering)."""
+    return (row.props.get("original_path", ""), row.image_id, row.seq)
+
+
+def plan_entries(
+    rows: list[Row], spec: CaptionSpec, folder_of: Callable[[dict[str, Any]], str] | None = None
+) -> list[Entry]:
+    """Every image file of the export, captions rendered, in a stable order."""
+    groups: dict[tuple[str, str, str], list[Row]] = {}
+    for row in sorted(rows, key=row_order):
+        folder = folder_of(row.props) if folder_of else ""
+        groups.setdefault((folder, row.image_id, row.props["objectid"]), []).append(row)
+    counters: dict[tuple[str, str, str], int] = {}
+    entries = []
+    for (folder, image_id, object_id), group in groups.items():
+        for row, captions in _units(group, spec):
+            base = basename(row.props.get("original_path") or image_id)
+            n = counters.get((folder, base, object_id), 0)
+            counters[(folder, base, object_id)] = n + 1
+            stem = f"{base}_{object_id}{f'_{n}' if n else ''}"
+            ext = row.props.get("ext", ".bin")
+            entries.append(Entry(folder, stem, ext, object_id, image_id, dict(row.props), captions))
+    return entries
+
+
+def _units(group: list[Row], spec: CaptionSpec) -> list[tuple[Row, list[str]]]:
+    """The image files one (folder, image, bytes) group becomes, with their captions."""
+    if spec.multi_caption == "files":
+        units: list[tuple[Row, list[str]]] = []
+        for row in group:
+            captions = render_captions(row.props, spec)
+            if captions:
+                units.extend((row, [c]) for c in captions)
+            else:
+                units.append((row, []))
+        return units
+    captions = list(dict.fromkeys(c for row in group for c in render_captions(row.props, spec)))
+    return [(group[0], captions if spec.multi_caption == "lines" else captions[:1])]
+
+
+def basename(path: str) -> str:
+    """The original's `basename[:80]`, also capped in bytes so long unicode names stay under NAME_MAX."""
+    base = os.path.basename(path)[:_BASENAME_CHARS]
+    while len(base.encode()) > _BASENAME_BYTES:
+        base = base[:-1]
+    return base
+
+
+def public_props(props: dict[str, Any]) -> dict[str, Any]:
+    """The properties a sidecar or gallery shows: every name not starting with `_`, sorted."""
+    return {k: v for k, v in sorted(props.items()) if not k.startswith("_")}
