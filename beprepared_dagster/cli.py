@@ -1,4 +1,5 @@
-"""The `beprepared` command: `run` a workflow headlessly, `exec` a one-liner, `dev` to open `dagster dev`."""
+"""The `beprepared` command: `run` a workflow headlessly, `exec` a one-liner, `db list/clear/import` to look
+after the workspace store, and `dev` to open `dagster dev` on the workspace."""
 
 from __future__ import annotations
 
@@ -6,70 +7,151 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from beprepared_dagster import console
 from beprepared_dagster.errors import BeprepareError
 from beprepared_dagster.store.workspace import WORKSPACE_ENV, resolve_workspace_dir
 
+EXAMPLES = """examples:
+  beprepared run flow.py                       materialize every stage of flow.py, then Save
+  beprepared -w dogs exec "Load('raw') >> FilterBySize(min_edge=512) >> Save"
+  beprepared db list                           what the workspace stores
+  beprepared db clear humanfilter -d default   undo every HumanFilter label of domain 'default'
+  beprepared db import ../old_workspace        bring in another workspace's images and labels
+  beprepared dev flow.py                       dagster dev on this workspace"""
+
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 only on success)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help()
+    if not getattr(args, "func", None):
+        (getattr(args, "subparser", None) or parser).print_help(sys.stderr)
         return 1
     if args.workspace:
         os.environ[WORKSPACE_ENV] = str(resolve_workspace_dir(args.workspace))
-    logging.basicConfig(level=logging.INFO, format="%(levelname)-7s %(message)s")
+    _configure_logging(getattr(args, "verbose", False))
     try:
         return args.func(args)
     except BeprepareError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        console.error(str(exc))
         return 1
     except KeyboardInterrupt:
-        print("stopped by user", file=sys.stderr)
+        console.error("stopped by user")
         return 130
+
+
+def _configure_logging(verbose: bool) -> None:
+    handler = console.ConsoleHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("beprepared").setLevel(logging.INFO)
 
 
 def _parser() -> argparse.ArgumentParser:
     from beprepared_dagster import __version__
 
     parser = argparse.ArgumentParser(
-        prog="beprepared", description="Prepare image datasets as Dagster assets."
+        prog="beprepared",
+        description="Prepare image datasets for diffusion fine-tuning, as Dagster assets.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"beprepared-dagster {__version__}")
-    parser.add_argument(
-        "-w", "--workspace", help="workspace folder (default: $BEPREPARED_WORKSPACE or ./workspace)"
-    )
+    parser.add_argument("-w", "--workspace", metavar="DIR", help=_WORKSPACE_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    run = commands.add_parser("run", help="run a workflow file headlessly (every stage, then Save)")
-    run.add_argument("script", type=Path, help="a workflow file")
-    run.set_defaults(func=_run)
-
-    exec_ = commands.add_parser("exec", help="run a one-line workflow, e.g. \"Load('raw') >> Save('out')\"")
-    exec_.add_argument("code", help="Python code using the node classes")
-    exec_.set_defaults(func=_exec)
-
-    dev = commands.add_parser(
-        "dev", help="start `dagster dev` on this workspace (history kept in the workspace)"
-    )
+    _run_parsers(commands)
+    _db_parsers(commands)
+    dev = _command(commands, "dev", _dev, "start `dagster dev` on this workspace", _DEV_HELP)
     dev.add_argument(
         "workflows", nargs="*", type=Path, help="workflow files (default: $BEPREPARED_WORKFLOWS or the demo)"
     )
     dev.add_argument("-p", "--port", type=int, default=3000, help="webserver port (default 3000)")
     dev.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    dev.set_defaults(func=_dev)
     return parser
+
+
+_WORKSPACE_HELP = "workspace folder (default: $BEPREPARED_WORKSPACE or ./workspace)"
+_RUN_HELP = """Materialize every stale stage of the workflows a file declares, on the workspace's persistent
+Dagster instance (the history `beprepared dev` shows), then Save. Only what changed runs again.
+The file may use `with Workspace(...)`; nodes built outside one form a workflow named after the file,
+in the -w workspace. At a human stage the run waits for labels (see --no-wait).
+
+example: beprepared -w dogs run flow.py"""
+_EXEC_HELP = """Run a workflow given as Python code; the node classes are already imported.
+
+example: beprepared -w dogs exec "Load('raw') >> FilterBySize(min_edge=512) >> Save('out')\""""
+_DEV_HELP = """Start `dagster dev` with DAGSTER_HOME inside the workspace, so run history (half of the cache)
+survives restarts.
+
+example: beprepared -w dogs dev flow.py --port 3001"""
+
+
+def _command(
+    commands: argparse._SubParsersAction, name: str, func: Callable[..., int], summary: str, text: str
+) -> argparse.ArgumentParser:
+    """A subcommand that also accepts -w after its name."""
+    sub = commands.add_parser(
+        name, help=summary, description=text, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub.add_argument("-w", "--workspace", metavar="DIR", default=argparse.SUPPRESS, help=_WORKSPACE_HELP)
+    sub.set_defaults(func=func, subparser=sub)
+    return sub
+
+
+def _run_parsers(commands: argparse._SubParsersAction) -> None:
+    run = _command(
+        commands, "run", _run, "run a workflow file headlessly (every stage, then Save)", _RUN_HELP
+    )
+    run.add_argument("script", type=Path, help="a workflow file")
+    exec_ = _command(commands, "exec", _exec, "run a one-line workflow given as code", _EXEC_HELP)
+    exec_.add_argument("code", help="Python code using the node classes")
+    for sub in (run, exec_):
+        sub.add_argument("--no-wait", action="store_true", help="stop at human stages instead of waiting")
+        sub.add_argument("-v", "--verbose", action="store_true", help="show Dagster's own log lines")
 
 
 def _run(args: argparse.Namespace) -> int:
     from beprepared_dagster.orchestration.loader import load_file
 
-    for workflow in load_file(args.script.resolve()):
-        summary = workflow.run()
-        print(f"{workflow.name}: {summary.new_images} new image(s), {len(summary.runs)} stage run(s), done")
+    workflows = load_file(args.script.resolve())
+    extra = {"wait": False} if args.no_wait else {}
+    for workflow in workflows:
+        with console.Progress(workflow.name) as bar:
+            summary = workflow.run(
+                progress=bar.update, log_level="INFO" if args.verbose else "ERROR", **extra
+            )
+        _print_summary(workflow, summary)
     return 0
+
+
+def _print_summary(workflow: Any, summary: Any) -> None:
+    from beprepared_dagster.nodes.base import SinkNode
+    from beprepared_dagster.store import stages
+    from beprepared_dagster.store.workspace import WorkspaceStore
+
+    style = console.Style(sys.stdout)
+    print(
+        f"{style(workflow.name, 'bold')}: {summary.new_images} new image(s), {len(summary.runs)} stage run(s), "
+        + (
+            style("waiting for labels", "yellow")
+            if getattr(summary, "waiting", None)
+            else style("done", "green")
+        )
+    )
+    store = WorkspaceStore(workflow.workspace_dir)
+    with store.db.connect() as conn:
+        for stage in workflow.stages:
+            if isinstance(stage.node, SinkNode):
+                target = store.resolve_output(stage.node.params.get("dir"))
+                print(f"  {stage.name:<24} {style('→', 'dim')} {target}")
+                continue
+            counts = stages.counts(conn, workflow.name, stage.name)
+            shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "not run"
+            print(f"  {stage.name:<24} {shown}")
 
 
 def _exec(args: argparse.Namespace) -> int:
@@ -82,12 +164,162 @@ def _exec(args: argparse.Namespace) -> int:
         return _run(args)
 
 
+_DB_HELP = """Look after what the workspace stores. Names a PATTERN (a glob, any case) can match:
+computed results are named after their node (FilterBySize, ConvertFormat, Load.probe; a fingerprint
+prefix matches too); human labels are humanfilter, humantag and humancaption, per domain."""
+_LIST_HELP = """List stored computed results (per node and parameters: cached outcomes and images with a
+stage row) and human labels (per domain and kind: images labeled).
+
+example: beprepared db list "Human*" -d default"""
+_CLEAR_HELP = """Remove matching computed results (their stages run again next time) and undo matching human
+labels (undo entries in the label journal: the history stays, and Dagster sees the change). With -d only
+labels of that domain are cleared. Asks for confirmation unless -f.
+
+example: beprepared db clear FilterBySize -f"""
+_IMPORT_HELP = """Import other workspaces: their objects (each checked against its SHA-256), human labels and,
+from beprepared-dagster workspaces, computed results. A SOURCE may be a beprepared-dagster workspace or an
+original beprepared workspace (its _beprepared/db.sqlite3 is read without unpickling anything: values that
+are not plain data are skipped and counted). Labels already here are never overwritten. Importing twice
+changes nothing.
+
+example: beprepared db import ../old_dataset --pattern "human*" -d default"""
+
+
+def _db_parsers(commands: argparse._SubParsersAction) -> None:
+    db = commands.add_parser("db", help="list, clear or import stored properties", description=_DB_HELP)
+    db.add_argument("-w", "--workspace", metavar="DIR", default=argparse.SUPPRESS, help=_WORKSPACE_HELP)
+    db.set_defaults(subparser=db)
+    sub = db.add_subparsers(dest="db_command", metavar="COMMAND")
+    listing = _command(sub, "list", _db_list, "list stored properties", _LIST_HELP)
+    clear = _command(sub, "clear", _db_clear, "remove computed results, undo labels", _CLEAR_HELP)
+    for parser in (listing, clear):
+        parser.add_argument("pattern", nargs="?", default="*", help="glob over property names (default *)")
+        parser.add_argument("-d", "--domain", help="only human labels of this domain")
+    clear.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    imp = _command(sub, "import", _db_import, "import other workspaces", _IMPORT_HELP)
+    imp.add_argument("sources", nargs="+", metavar="SOURCE", help="workspace folders to import from")
+    imp.add_argument("--pattern", default="*", help="glob over property names (default *)")
+    imp.add_argument("-d", "--domain", help="only human labels of this domain")
+
+
+def _existing_store() -> Any:
+    from beprepared_dagster.store.labels import JOURNAL_NAME
+    from beprepared_dagster.store.workspace import WorkspaceStore
+
+    store = WorkspaceStore(resolve_workspace_dir(None))
+    if not (store.root / "beprepared.duckdb").is_file() and not (store.root / JOURNAL_NAME).is_file():
+        raise BeprepareError(
+            f"no workspace at {store.root} (choose one with -w DIR or $BEPREPARED_WORKSPACE)"
+        )
+    return store
+
+
+def _aliases() -> dict[str, str]:
+    from beprepared_dagster.nodes.load import PROBE_FINGERPRINT
+
+    return {PROBE_FINGERPRINT: "Load.probe"}
+
+
+def _matching(args: argparse.Namespace) -> tuple[Any, list, list]:
+    from beprepared_dagster.store import admin
+
+    store = _existing_store()
+    computed = [] if args.domain else admin.list_computed(store, args.pattern, _aliases())
+    return store, computed, admin.list_labels(store, args.pattern, args.domain)
+
+
+def _db_list(args: argparse.Namespace) -> int:
+    store, computed, labels = _matching(args)
+    _print_inventory(store.root, computed, labels)
+    return 0
+
+
+def _print_inventory(root: Path, computed: list, labels: list) -> None:
+    out = console.Style(sys.stdout)
+    print(out(f"workspace {root}", "dim"))
+    if not computed and not labels:
+        print("nothing stored matches")
+    if computed:
+        print(
+            out(
+                f"{'computed results':<24} {'fingerprint':<12} {'cached':>8} {'images':>8}  parameters",
+                "bold",
+            )
+        )
+    for e in computed:
+        params = " ".join(f"{k}={v}" for k, v in e.params.items() if v is not None)[:70]
+        stages = out(f"[{', '.join(e.stages)}]", "dim") if e.stages else ""
+        name = out(f"{e.name:<22}", "cyan")
+        print(f"  {name} {e.fingerprint[:12]} {e.results:>8} {e.stage_rows:>8}  {params} {stages}".rstrip())
+    if labels:
+        print(out(f"{'human labels':<24} {'domain':<21} {'images':>8}", "bold"))
+    for e in labels:
+        detail = ", ".join(f"{n} {what}" for what, n in e.breakdown.items())
+        name, domain = out(f"{e.name:<22}", "cyan"), out(f"{'[' + e.domain + ']':<21}", "yellow")
+        print(f"  {name} {domain} {e.labeled:>8}  {detail}".rstrip())
+
+
+def _db_clear(args: argparse.Namespace) -> int:
+    from beprepared_dagster.store import admin
+
+    store, computed, labels = _matching(args)
+    _print_inventory(store.root, computed, labels)
+    if not computed and not labels:
+        return 0
+    if not args.force:
+        if not sys.stdin.isatty():
+            raise BeprepareError("not clearing without confirmation: stdin is not a terminal (pass -f)")
+        answer = input("Remove the computed results and undo the labels listed above? Type 'yes': ")
+        if answer.strip().lower() != "yes":
+            console.error("nothing removed")
+            return 1
+    done = admin.clear(store, computed, labels)
+    if computed:
+        print(f"removed {done.results} cached result(s); {done.stage_rows} stage row(s) will be recomputed")
+    if labels:
+        print(f"undid {done.labels} label(s) (undo entries: the label journal keeps the history)")
+    return 0
+
+
+def _db_import(args: argparse.Namespace) -> int:
+    from beprepared_dagster.store import admin
+    from beprepared_dagster.store.workspace import WorkspaceStore
+
+    store = WorkspaceStore(resolve_workspace_dir(None))
+    failed = 0
+    for source in args.sources:
+        try:
+            with console.Progress(f"import {source}") as bar:
+                report = admin.import_workspace(
+                    store, source, args.pattern, args.domain, _aliases(), bar.update
+                )
+        except BeprepareError as exc:
+            console.error(str(exc))
+            failed += 1
+            continue
+        _print_import(report)
+    return 1 if failed else 0
+
+
+def _print_import(r: Any) -> None:
+    style = console.Style(sys.stdout)
+    print(f"{style('imported', 'green')} {r.source} ({r.format})")
+    print(f"  objects   {r.objects_copied} copied, {r.objects_present} already here")
+    rekeyed = f", {r.labels_rekeyed} moved from a derived image to its source" if r.labels_rekeyed else ""
+    print(f"  labels    {r.labels_imported} imported, {r.labels_present} already here{rekeyed}")
+    print(f"  computed  {r.computed_imported} imported, {r.computed_present} already here")
+    print(f"  skipped   {sum(r.skipped.values())}")
+    for reason, n in r.skipped.most_common():
+        print(f"    {n:>8}  {style(reason, 'yellow')}")
+
+
 def _dev(args: argparse.Namespace) -> int:
-    from beprepared_dagster.orchestration.instance import ensure_dagster_home
+    from beprepared_dagster.orchestration.instance import apply_event_batching_env, ensure_dagster_home
     from beprepared_dagster.orchestration.loader import WORKFLOWS_ENV
     from beprepared_dagster.store.workspace import WorkspaceStore
 
     store = WorkspaceStore(resolve_workspace_dir(args.workspace))
+    apply_event_batching_env()  # webserver, daemon and run workers all write events: they inherit it
     env = dict(os.environ, DAGSTER_HOME=str(ensure_dagster_home(store)), **{WORKSPACE_ENV: str(store.root)})
     if args.workflows:
         env[WORKFLOWS_ENV] = os.pathsep.join(str(p.resolve()) for p in args.workflows)
