@@ -14,32 +14,59 @@ from beprepared_dagster.nodes.base import (
 from beprepared_dagster.nodes.captions import MapCaption, Set, SetCaption
 from beprepared_dagster.nodes.concat import Concat
 from beprepared_dagster.nodes.convert_format import ConvertFormat
+from beprepared_dagster.nodes.crop import CropToAspect
+from beprepared_dagster.nodes.dedupe import ExactDedupe, FuzzyDedupe
 from beprepared_dagster.nodes.filters import Filter, FilterByAspectRatio, FilterBySize
 from beprepared_dagster.nodes.human import HumanCaption, HumanFilter, HumanTag
 from beprepared_dagster.nodes.load import Load
-from beprepared_dagster.nodes.save import Save
+from beprepared_dagster.nodes.save import Save, SaveImageFolder, SaveKohya
+from beprepared_dagster.nodes.scaling import Downscale, DownscaleMethod, Upscale, UpscaleMethod
+from beprepared_dagster.nodes.setlevel import Shuffle, Sorted, Take
+from beprepared_dagster.nodes.tags import AddTags, RemoveTags, RewriteTags
+from beprepared_dagster.nodes.utils import Apply, Fail, Info, Map, Passthrough, Sleep
 
 __all__ = [
+    "AddTags",
+    "Apply",
     "Concat",
     "ConvertFormat",
+    "CropToAspect",
+    "Downscale",
+    "DownscaleMethod",
+    "ExactDedupe",
+    "Fail",
     "Filter",
     "FilterByAspectRatio",
     "FilterBySize",
     "FilterNode",
+    "FuzzyDedupe",
     "HumanCaption",
     "HumanFilter",
     "HumanNode",
     "HumanTag",
     "Image",
     "ImageNode",
+    "Info",
     "Load",
+    "Map",
     "MapCaption",
     "NodeContext",
     "Outcome",
+    "Passthrough",
     "PropertyNode",
+    "RemoveTags",
+    "RewriteTags",
     "Save",
+    "SaveImageFolder",
+    "SaveKohya",
     "Set",
     "SetCaption",
     "SetNode",
+    "Shuffle",
+    "Sleep",
+    "Sorted",
+    "Take",
     "TransformNode",
+    "Upscale",
+    "UpscaleMethod",
 ]
