@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test test-fast lint bench clean
+.PHONY: help demo test test-fast lint bench bench-bookkeeping clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -30,6 +30,9 @@ lint: $(STAMP)  ## ruff lint + format check
 
 bench: $(STAMP)  ## pipeline benchmark (prints figures; N=2000 by default)
 	$(BIN)/python bench/bench_pipeline.py
+
+bench-bookkeeping: $(STAMP)  ## Dagster bookkeeping per (stage, image), N=2000/10000, 100k scale (~20 min)
+	$(BIN)/python bench/bench_bookkeeping.py
 
 clean:  ## remove the virtualenv and the demo workspace
 	rm -rf $(VENV) workspace
