@@ -11,6 +11,7 @@ import hashlib
 import inspect
 import json
 import re
+import runpy
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -412,3 +413,23 @@ class Workspace:
 def _slugify(text: str) -> str:
     slug = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_") or "workflow"
     return slug if slug[0].isalpha() else f"w_{slug}"
+
+
+def load_file(path: Path, workspace: str | Path | None = None) -> list[Workflow]:
+    """Execute a workflow file and return the workflows it declares. Nodes built outside any
+    `with Workspace(...)` form a workflow named after the file, in `workspace` (as `beprepared run` did)."""
+    if not path.is_file():
+        raise WorkflowError(f"workflow file {path} does not exist")
+    loader = Loader()
+    token = set_loader(loader)
+    try:
+        with Workspace(workspace, name=_slugify(path.stem)) as default:
+            import beprepared_dagster  # like the original, a file may use the DSL without importing it
+
+            names = {n: getattr(beprepared_dagster, n) for n in beprepared_dagster.__all__}
+            runpy.run_path(str(path), init_globals={**names, "workspace": default}, run_name="__beprepared__")
+    finally:
+        reset_loader(token)
+    if not loader.workflows:
+        raise WorkflowError(f"{path} declares no workflow (no nodes were built)")
+    return loader.workflows

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import runpy
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -15,23 +14,12 @@ from beprepared_dagster.errors import BeprepareError
 from beprepared_dagster.labeling import config
 from beprepared_dagster.labeling.server import LabelingServer
 from beprepared_dagster.store.workspace import WORKSPACE_ENV, resolve_workspace_dir
-from beprepared_dagster.workflow import Loader, Workflow, Workspace, _slugify, reset_loader, set_loader
+from beprepared_dagster.workflow import Workflow, load_file
 
 
 def load_workflow_file(path: Path) -> list[Workflow]:
     """The workflows a file declares, loaded in define mode (its `workspace.run()` does not run)."""
-    if not path.is_file():
-        raise BeprepareError(f"workflow file {path} does not exist")
-    loader = Loader()
-    token = set_loader(loader)
-    try:
-        with Workspace(None, name=_slugify(path.stem)) as default:
-            runpy.run_path(str(path), init_globals={"workspace": default}, run_name="__beprepared__")
-    finally:
-        reset_loader(token)
-    if not loader.workflows:
-        raise BeprepareError(f"{path} declares no workflow (no nodes were built)")
-    return loader.workflows
+    return load_file(path)
 
 
 def main(argv: list[str] | None = None) -> int:
