@@ -48,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = replace(
         settings, host=args.host or settings.host, port=settings.port if args.port is None else args.port
     )
-    LabelingServer(workflows, settings).run()
+    try:
+        LabelingServer(workflows, settings).run()
+    except BeprepareError as exc:  # e.g. a host that is not this machine's
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -14,9 +14,11 @@ import logging
 import os
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.datastructures import Headers
 
 from beprepared_dagster.errors import BadImage
 from beprepared_dagster.labeling.config import LabelingSettings
@@ -42,6 +44,7 @@ def build_app(service: LabelingService, settings: LabelingSettings) -> Any:
     from fastapi import FastAPI
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(SameOriginWrites, public_url=settings.public_url)
     holder: dict[str, Any] = {}
     _add_routes(app, service, holder)
     blocks = _blocks(service, holder)
@@ -111,6 +114,38 @@ def current_user(gradio_app: Any, request: Any) -> str | None:
         f"access-token-unsecure-{gradio_app.cookie_id}"
     )
     return gradio_app.tokens.get(token) if token else None
+
+
+class SameOriginWrites:
+    """Refuse a POST (or any unsafe method) that a browser sent from another site. Gradio parses a `text/plain`
+    body as JSON and answers cross-site requests that need no preflight, so without this any page the labeler
+    visits could write labels through `lab_record`: with login off (the default), and with login on too (Gradio's
+    cookies are `SameSite=None` over HTTPS; Firefox sends cookies without the attribute cross-site)."""
+
+    SAFE = ("GET", "HEAD", "OPTIONS")
+
+    def __init__(self, app: Any, public_url: str | None = None) -> None:
+        self.app = app
+        self.public = urlsplit(public_url).netloc.lower() if public_url else None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] not in self.SAFE and self._cross_site(scope):
+            response = JSONResponse({"error": "cross-site request refused"}, status_code=403)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _cross_site(self, scope: Any) -> bool:
+        headers = Headers(scope=scope)
+        fetch_site = headers.get("sec-fetch-site")
+        if fetch_site is not None:  # sent by current browsers (to https and loopback origins)
+            return fetch_site not in ("same-origin", "none")  # "same-site": another port of 127.0.0.1 too
+        origin = headers.get("origin")
+        if origin is None:  # not a browser (curl, scripts, tests): nothing to forge
+            return False
+        netloc = urlsplit(origin).netloc.lower()  # "null" (sandboxed frame, file://) has none
+        hosts = {headers.get("host", "").lower(), headers.get("x-forwarded-host", "").lower(), self.public}
+        return not netloc or netloc not in hosts
 
 
 def _mounted_gradio_app(app: Any) -> Any:

@@ -92,10 +92,11 @@ def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
     else:
         entries = [e.strip() for e in value.split(",") if e.strip()]
     pairs = []
-    for entry in entries:
+    for n, entry in enumerate(entries, 1):
         user, sep, password = entry.partition(":")
         if not sep or not user.strip() or not password:
-            raise LabelingConfigError(f"{AUTH_ENV}: entry {user.strip() or entry!r} is not 'user:password'")
+            # Named by position, never quoted: a mistyped entry ("ann=secret") holds a password.
+            raise LabelingConfigError(f"{AUTH_ENV}: entry {n} is not 'user:password'")
         pairs.append((user.strip(), password))
     if not pairs:
         raise LabelingConfigError(f"{AUTH_ENV} is set but names no 'user:password'")

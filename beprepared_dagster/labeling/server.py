@@ -6,6 +6,7 @@ exited, so the new app binds the moment the old process (and its socket) is gone
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from beprepared_dagster.labeling.config import LabelingSettings
+from beprepared_dagster.labeling.config import HOST_ENV, PORT_ENV, LabelingConfigError, LabelingSettings
 from beprepared_dagster.workflow import Workflow
 
 log = logging.getLogger("beprepared.labeling")
@@ -59,10 +60,15 @@ class LabelingServer:
         sock = self._bind()
         if sock is None:
             return
-        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3, access_log=False)
-        self._server = uvicorn.Server(config)
-        _on_started(self._server, self._started)
-        self._server.run(sockets=[sock])
+        try:
+            config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3, access_log=False)
+            self._server = uvicorn.Server(config)
+            if self._stop.is_set():  # stop() came between the bind and now: it saw no server to tell
+                return
+            _on_started(self._server, self._started)
+            self._server.run(sockets=[sock])
+        finally:
+            sock.close()
 
     def stop(self, timeout: float = 10) -> None:
         self._stop.set()
@@ -96,6 +102,12 @@ class LabelingServer:
                 return sock
             except OSError as exc:
                 sock.close()
+                # Only a port in use frees up by waiting; a host not on this machine or a privileged port never.
+                if exc.errno != errno.EADDRINUSE:
+                    raise LabelingConfigError(
+                        f"the labeling app cannot bind {self.settings.host}:{self.settings.port}: "
+                        f"{exc.strerror or exc} (set {HOST_ENV} / {PORT_ENV})"
+                    ) from None
                 if not warned:
                     log.warning(
                         "labeling app: %s:%s is in use (%s); it starts as soon as the port is free "

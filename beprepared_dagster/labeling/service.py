@@ -174,14 +174,14 @@ class LabelingService:
     def _queue(self, payload: Any) -> tuple[StageQueue | None, str]:
         if not isinstance(payload, dict):
             return None, "expected an object"
-        queue = self.queues.get(payload.get("tab"))  # type: ignore[arg-type]
+        queue = _lookup(self.queues, payload.get("tab"))
         return (queue, "") if queue is not None else (None, f"no such tab: {str(payload.get('tab'))[:100]}")
 
     def _entry(self, write: Any) -> tuple[str, tuple, str]:
         if not isinstance(write, dict):
             raise values.InvalidWrite("a write must be an object")
         request_id = values.check_request_id(write.get("rid"))
-        queue = self.queues.get(write.get("tab"))  # type: ignore[arg-type]
+        queue = _lookup(self.queues, write.get("tab"))
         if queue is None:
             raise values.InvalidWrite(f"no such tab: {str(write.get('tab'))[:100]}")
         image_id = values.check_image_id(write.get("id"))
@@ -222,6 +222,12 @@ def _tab_config(key: str, queue: StageQueue) -> dict[str, Any]:
     if queue.kind in ("tag", "caption"):
         config["version"] = node.params["version"]
     return config
+
+
+def _lookup(queues: dict[str, StageQueue], tab: Any) -> StageQueue | None:
+    """The queue of a tab key from the browser (a list or object there is no tab, not a TypeError that would
+    fail every other write of its batch)."""
+    return queues.get(tab) if isinstance(tab, str) else None
 
 
 def _rid(write: Any) -> str | None:

@@ -225,7 +225,13 @@ class StageExecutor:
         with self.store.db.connect() as conn:
             cache.store(conn, stage.fingerprint, cache_values)
             report.changed += stages.write_rows(
-                conn, self.workflow.name, stage.name, stage.fingerprint, self.run_id, rows
+                conn,
+                self.workflow.name,
+                stage.name,
+                stage.fingerprint,
+                self.run_id,
+                rows,
+                upstream=[i.name for i in stage.inputs],
             )
             if also is not None:
                 also(conn)

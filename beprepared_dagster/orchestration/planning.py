@@ -19,6 +19,7 @@ from beprepared_dagster.nodes.base import HumanNode, SinkNode
 from beprepared_dagster.orchestration.partitions import contiguous_ranges
 from beprepared_dagster.orchestration.stage_human import is_ready
 from beprepared_dagster.store import human, stages
+from beprepared_dagster.store.admin import CLEARED
 from beprepared_dagster.store.stages import KEPT, PENDING
 from beprepared_dagster.store.workspace import WorkspaceStore
 from beprepared_dagster.workflow import Stage, Workflow
@@ -70,6 +71,9 @@ def plan(store: WorkspaceStore, workflow: Workflow, all_keys: list[str]) -> Plan
     blocked: dict[str, set[str]] = {}
     passive: set[str] = set()
     with store.db.connect() as conn:
+        # Read before anything it stands for: a label or row arriving while this plans makes the next token
+        # differ, so the sensors plan again instead of taking it as already planned.
+        result.token = _token(conn, store, workflow)
         for stage in partitioned_stages(workflow):
             inputs = [i.name for i in stage.inputs]
             own = stages.stale_images(conn, workflow.name, stage.name, stage.fingerprint, inputs, all_keys)
@@ -84,7 +88,6 @@ def plan(store: WorkspaceStore, workflow: Workflow, all_keys: list[str]) -> Plan
                 result.waiting[stage.name] = state.waiting
             stale[stage.name] = own - held
             blocked[stage.name] = held
-        result.token = _token(conn, store, workflow)
     # While people still label, images that need no label (rejected above the human stage) only ride along
     # with labeled ones, instead of each becoming a run of its own.
     drivers = None if not any(result.waiting.values()) else passive
@@ -99,9 +102,13 @@ def state_token(store: WorkspaceStore, workflow: Workflow) -> str:
 
 
 def _token(conn: Any, store: WorkspaceStore, workflow: Workflow) -> str:
-    written = conn.execute("SELECT max(updated_at) FROM stage_rows WHERE workflow = ?", [workflow.name])
+    # `db clear` re-marks rows without touching their timestamps: count those too.
+    written, cleared = conn.execute(
+        "SELECT max(updated_at), count(*) FILTER (WHERE fingerprint = ?) FROM stage_rows WHERE workflow = ?",
+        [CLEARED, workflow.name],
+    ).fetchone()
     fingerprints = hashlib.sha256("|".join(s.fingerprint for s in workflow.stages).encode()).hexdigest()[:12]
-    return f"{written.fetchone()[0]}|{store.journal.max_id()}|{fingerprints}"
+    return f"{written}|{cleared}|{store.journal.max_id()}|{fingerprints}"
 
 
 @dataclass
@@ -126,7 +133,7 @@ def _human(
     upstream = stages.read_rows(conn, workflow.name, stage.inputs[0].name)
     labels = store.journal.latest(domain, kind)
     applied = human.applied_ids(conn, workflow.name, stage.name)
-    pending = _pending(conn, workflow.name, stage.name)
+    pending, kept_here = _own_status(conn, workflow.name, stage.name)
     state = _HumanState()
     for key in all_keys:
         rows = upstream.get(key)
@@ -134,7 +141,9 @@ def _human(
             state.held.add(key)  # the stage above has to run first
             continue
         if all(r.status != KEPT for r in rows):
-            state.passive.add(key)
+            # One this stage kept (exported below) must not wait to ride along: it would stay exported.
+            if key not in kept_here:
+                state.passive.add(key)
             continue
         label = labels.get(key)
         value = label.value if label else None
@@ -151,12 +160,14 @@ def _human(
     return state
 
 
-def _pending(conn: Any, workflow: str, stage: str) -> dict[str, bool]:
+def _own_status(conn: Any, workflow: str, stage: str) -> tuple[dict[str, bool], set[str]]:
+    """Per image of the stage: whether all its rows are pending; and the images with a kept row."""
     rows = conn.execute(
-        "SELECT image_id, bool_and(status = ?) FROM stage_rows WHERE workflow = ? AND stage = ? GROUP BY image_id",
-        [PENDING, workflow, stage],
+        "SELECT image_id, bool_and(status = ?), bool_or(status = ?) FROM stage_rows "
+        "WHERE workflow = ? AND stage = ? GROUP BY image_id",
+        [PENDING, KEPT, workflow, stage],
     ).fetchall()
-    return dict(rows)
+    return {r[0]: r[1] for r in rows}, {r[0] for r in rows if r[2]}
 
 
 def _group(

@@ -124,7 +124,7 @@ def _wait_for_labels(
     store: WorkspaceStore, workflow: Workflow, all_keys: list[str], waiting: dict[str, int], poll: float
 ) -> None:
     """Serve the labeling app (unless one already serves this workspace), print the tabs, and return once
-    some waiting image became decidable."""
+    every image waiting at those stages is labeled (the stage is complete, as in the original)."""
     from beprepared_dagster.labeling.launcher import ensure_serving
 
     ensure_serving([workflow])

@@ -25,7 +25,7 @@ FEATURE_BATCH = 64
 
 
 def run_set(executor: StageExecutor, stage: Stage, keys: list[str], report: StageReport) -> None:
-    from beprepared_dagster.orchestration.executor import chunks, input_digest
+    from beprepared_dagster.orchestration.executor import input_digest
 
     node: SetNode = stage.node  # type: ignore[assignment]
     upstream = stage.inputs[0].name
@@ -33,15 +33,21 @@ def run_set(executor: StageExecutor, stage: Stage, keys: list[str], report: Stag
     with executor.store.db.connect() as conn:
         inputs = stages.read_rows(conn, workflow, upstream)
         ranked = {k: i for i, k in enumerate(order.ordered_ids(conn, workflow))}
-    executor._check_complete(stage, upstream, keys, {k: v for k, v in inputs.items() if k in set(keys)})
+    executor._check_complete(stage, upstream, keys, inputs)
     ids = sorted(inputs, key=lambda k: (ranked.get(k, len(ranked)), k))
     records = [r for k in ids for r in inputs[k] if r.status == KEPT]
     features = _features(executor, stage, node, records, report)
     decided = {}
     images = []
     for r in records:
-        if "_feature_error" in features.get(r.props.get("objectid", ""), {}):
-            decided[(r.image_id, r.seq)] = Outcome.reject(features[r.props["objectid"]]["_feature_error"])
+        problem = features.get(r.props.get("objectid", ""), {}).get("_feature_error")
+        if problem is not None:
+            # A bad image is rejected; an unexpected error (not cached) is left undecided: an error row,
+            # which fails the run and is retried, rather than a rejection that looks like a result.
+            if not str(problem).startswith("error:"):
+                decided[(r.image_id, r.seq)] = Outcome.reject(problem)
+            else:
+                executor.log.error(f"{stage.name}: {r.props.get('original_path', r.image_id)}: {problem}")
         else:
             images.append(
                 (
@@ -71,9 +77,8 @@ def run_set(executor: StageExecutor, stage: Stage, keys: list[str], report: Stag
     ]
     report.images = len(ids)
     values = {digest: [o.to_json() for o in outcomes]} if cached is None else {}
-    for i, part in enumerate(chunks(ids, 4096)):
-        wanted = set(part)
-        executor._write(stage, [r for r in rows if r.image_id in wanted], report, values if i == 0 else {})
+    # One transaction: a decision half written (a failure between chunks) could leave nothing stale to redo it.
+    executor._write(stage, rows, report, values)
 
 
 def _decide(executor: StageExecutor, stage: Stage, node: SetNode, images: list[Image]) -> list[Outcome]:

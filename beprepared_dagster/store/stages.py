@@ -55,17 +55,27 @@ def read_rows(
 
 
 def write_rows(
-    conn: Any, workflow: str, stage: str, fingerprint: str, run_id: str | None, rows: list[Row]
+    conn: Any,
+    workflow: str,
+    stage: str,
+    fingerprint: str,
+    run_id: str | None,
+    rows: list[Row],
+    upstream: list[str] | None = None,
 ) -> int:
     """Replace the rows of the images in `rows` (all their seqs) in one statement pair.
 
     An image whose rows come out identical keeps its old `updated_at`, so downstream stages are not made
-    stale by a recomputation that changed nothing. Returns the number of images whose content changed.
+    stale by a recomputation that changed nothing; unless that stamp is older than a row of the `upstream`
+    stages (an input changed without changing this stage's output, e.g. a Concat input whose rejection
+    changed while another input keeps the image): kept, it would leave the image stale forever.
+    Returns the number of images whose content changed.
     """
     if not rows:
         return 0
     ids = sorted({r.image_id for r in rows})
     previous = read_rows(conn, workflow, stage, ids)
+    newest_input = _newest(conn, workflow, upstream, ids) if upstream else {}
     grouped: dict[str, list[Row]] = {}
     for row in rows:
         grouped.setdefault(row.image_id, []).append(row)
@@ -75,7 +85,10 @@ def write_rows(
         old = previous.get(image_id, [])
         same = len(old) == len(new) and all(a.same_content(b) for a, b in zip(old, new, strict=True))
         changed += not same
-        stamps.extend([old[0].updated_at if same else None] * len(new))
+        stamp = min(r.updated_at for r in old) if same else None
+        if stamp is not None and image_id in newest_input and newest_input[image_id] > stamp:
+            stamp = None
+        stamps.extend([stamp] * len(new))
     rows = [r for group in grouped.values() for r in group]
     conn.execute(
         "DELETE FROM stage_rows WHERE workflow = ? AND stage = ? AND image_id IN (SELECT unnest(?::VARCHAR[]))",
@@ -104,6 +117,16 @@ def write_rows(
         ],
     )
     return changed
+
+
+def _newest(conn: Any, workflow: str, stages: list[str], image_ids: list[str]) -> dict[str, Any]:
+    """Newest `updated_at` per image over the rows of `stages`."""
+    rows = conn.execute(
+        "SELECT image_id, max(updated_at) FROM stage_rows WHERE workflow = ? "
+        "AND stage IN (SELECT unnest(?::VARCHAR[])) AND image_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY image_id",
+        [workflow, stages, image_ids],
+    ).fetchall()
+    return dict(rows)
 
 
 def stale_images(

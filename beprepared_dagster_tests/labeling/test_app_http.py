@@ -4,7 +4,9 @@ code-location reload does). Not covered: the client script (test_browser.py)."""
 
 from __future__ import annotations
 
+import json
 import socket
+import threading
 
 import pytest
 import requests
@@ -113,3 +115,79 @@ def test_ensure_serving_reuses_an_app_already_on_the_port(lab: Lab, monkeypatch:
         )
     finally:
         started.stop()
+
+
+def test_a_page_on_another_site_cannot_write_labels(lab: Lab, serve) -> None:
+    """CSRF: Gradio takes a `text/plain` body as JSON, so a form or fetch on any site the labeler visits
+    needs no preflight; the app refuses unsafe requests a browser marks (or an Origin shows) as cross-site."""
+    url = serve(lab.workflows)
+    config_body = requests.get(f"{url}config", timeout=10).json()
+    html = next(c for c in config_body["components"] if c.get("props", {}).get("elem_id") == "bp-labeler")
+
+    def record(rid: str, headers: dict[str, str]) -> requests.Response:
+        body = {
+            "data": {"writes": [{"rid": rid, "tab": FILTER, "id": lab.keys[0], "value": {"keep": False}}]},
+            "component_id": html["id"],
+            "fn_name": "lab_record",
+            "session_hash": "x",
+        }
+        return requests.post(
+            f"{url}gradio_api/component_server",
+            data=json.dumps(body),
+            headers={"Content-Type": "text/plain", **headers},
+            timeout=10,
+        )
+
+    evil = "https://evil.example"
+    assert record("a" * 16, {"Origin": evil, "Sec-Fetch-Site": "cross-site"}).status_code == 403
+    other_port = "http://127.0.0.1:1"  # same site, another origin (any local server)
+    assert record("f" * 16, {"Origin": other_port, "Sec-Fetch-Site": "same-site"}).status_code == 403
+    assert record("b" * 16, {"Origin": evil}).status_code == 403  # a browser without Sec-Fetch-* (plain http)
+    assert record("c" * 16, {"Origin": "null"}).status_code == 403  # a sandboxed frame or a file:// page
+    assert lab.journal() == []
+    same = url.rstrip("/")
+    assert record("d" * 16, {"Origin": same, "Sec-Fetch-Site": "same-origin"}).json()["ok"]
+    assert record("e" * 16, {"Origin": same}).json()["ok"]
+    assert [r["request_id"] for r in lab.journal()] == ["d" * 16, "e" * 16]
+
+
+def test_a_host_not_on_this_machine_fails_at_once_instead_of_waiting_for_ever(lab: Lab) -> None:
+    """Only a port in use is worth waiting for; a bind error that never clears must say so, not pose as
+    'in use' and keep the app down in silence."""
+    server = LabelingServer(lab.workflows, LabelingSettings(host="203.0.113.1", port=0), retry_seconds=0.05)
+    outcome: dict[str, object] = {}
+
+    def bind() -> None:
+        try:
+            outcome["sock"] = server._bind()
+        except Exception as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=bind, daemon=True)
+    thread.start()
+    thread.join(5)
+    server.stop(timeout=0)  # ends a retry loop (what it did before: retried for ever)
+    thread.join(5)
+    if outcome.get("sock") is not None:
+        outcome["sock"].close()  # type: ignore[attr-defined]
+        pytest.skip("this machine binds addresses it does not have (ip_nonlocal_bind)")
+    error = outcome.get("error")
+    assert isinstance(error, config.LabelingConfigError) and "203.0.113.1" in str(error), outcome
+
+
+def test_a_stop_between_bind_and_serve_ends_the_thread_and_frees_the_port(lab: Lab) -> None:
+    class StoppedRightAfterBinding(LabelingServer):
+        def _bind(self):  # type: ignore[no-untyped-def]
+            sock = super()._bind()
+            self.stop(timeout=0)  # as a stop() from another thread landing here would
+            return sock
+
+    server = StoppedRightAfterBinding(lab.workflows, LabelingSettings(port=0)).start()
+    try:
+        server._thread.join(30)  # type: ignore[union-attr]
+        assert not server._thread.is_alive() and server.error is None  # type: ignore[union-attr]
+        with socket.socket() as probe:  # no listening socket left behind
+            probe.bind(("127.0.0.1", server.port))
+    finally:
+        if server._server is not None:
+            server._server.should_exit = True

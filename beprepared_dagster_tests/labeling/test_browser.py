@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from beprepared_dagster.labeling.__main__ import load_workflow_file
 from beprepared_dagster_tests.labeling.conftest import (
     CAPTION,
     FILTER,
@@ -248,3 +249,66 @@ def test_login_on_refuses_anonymous_and_admits_a_user(lab: Lab, serve, page) -> 
     wait_saved(page)
     (row,) = lab.journal()
     assert row["labeler"] == "ann" and row["value"] == {"keep": True}
+
+
+TWO_CAPTION_STAGES = """
+from beprepared_dagster import *
+
+with Workspace(r"{ws}", name="one") as workspace:
+    Load(r"{photos}") >> SetCaption("first source") >> HumanCaption(domain="c1") >> Save
+with Workspace(r"{ws}", name="two") as workspace:
+    Load(r"{photos}") >> SetCaption("second source") >> HumanCaption(domain="c2") >> Save
+"""
+
+
+def test_two_caption_tabs_never_save_each_others_text(tmp_path: Path, serve, page) -> None:
+    """Both tabs share one text area: coming back to a tab must show that tab's caption, not the text the
+    other tab left there (which Alt+→ would then save as this image's caption)."""
+    ws, photos = tmp_path / "workspace", tmp_path / "photos"
+    photos.mkdir()
+    file = tmp_path / "two_captions.py"
+    file.write_text(TWO_CAPTION_STAGES.format(ws=ws, photos=photos))
+    lab = Lab(ws, photos, file, load_workflow_file(file))
+    lab.add_images(2)
+    url = serve(lab.workflows)
+    open_tab(page, url, "one/human_caption")
+    box = page.locator("textarea.bp-caption")
+    assert box.input_value() == "first source"
+    page.click('button.bp-tab[data-tab="two/human_caption"]')
+    page.wait_for_function("document.querySelector('textarea.bp-caption').value === 'second source'")
+    box.click()
+    page.keyboard.press("End")
+    page.keyboard.type(" edited")
+    page.click('button.bp-tab[data-tab="one/human_caption"]')  # leaving saves tab two's caption
+    wait_saved(page)
+    assert page.evaluate("window.__bp.state().tab") == "one/human_caption"
+    assert box.input_value() == "first source"
+    page.keyboard.press("Alt+ArrowRight")  # visiting and moving on accepts the caption shown
+    wait_saved(page)
+    assert lab.latest("c1", "caption") == {lab.keys[0]: {"caption": "first source", "version": 1}}
+    assert lab.latest("c2", "caption") == {lab.keys[0]: {"caption": "second source edited", "version": 1}}
+    assert page.errors == []
+
+
+def test_caption_typed_just_before_leaving_is_saved_not_dropped(lab: Lab, serve, page) -> None:
+    """Typing is saved 0.6 s after the last key; closing or hiding the page sooner must still save it (and
+    warn while unsaved), not drop the last words."""
+    url = serve(lab.workflows)
+    open_tab(page, url, CAPTION)
+    left = page.evaluate(
+        """() => {
+          const box = document.querySelector('textarea.bp-caption');
+          box.value = 'typed just before leaving';
+          box.dispatchEvent(new Event('input'));  // the autosave is 0.6 s away
+          const leaving = new Event('beforeunload', { cancelable: true });
+          window.dispatchEvent(leaving);
+          return { warned: leaving.defaultPrevented, queued: window.__bp.outbox.pending.length };
+        }"""
+    )
+    assert left == {"warned": True, "queued": 1}
+    wait_saved(page)
+    assert lab.latest("caps", "caption")[lab.keys[0]] == {
+        "caption": "typed just before leaving",
+        "version": 1,
+    }
+    assert len(lab.journal()) == 1 and page.errors == []

@@ -36,6 +36,10 @@ def test_auth_from_list_or_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> No
     assert config.parse_auth("") is None
     with pytest.raises(config.LabelingConfigError, match="user:password"):
         config.parse_auth("ann")
+    for mistyped in ("ann:pw1,bob=hunter2", "ann:pw1,:hunter2"):  # errors are logged: no password in them
+        with pytest.raises(config.LabelingConfigError, match="entry 2") as raised:
+            config.parse_auth(mistyped)
+        assert "hunter2" not in str(raised.value)
     with pytest.raises(config.LabelingConfigError, match="cannot read"):
         config.parse_auth(f"@{tmp_path / 'missing'}")
     monkeypatch.setenv(config.PORT_ENV, "http")

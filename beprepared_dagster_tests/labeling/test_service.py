@@ -88,6 +88,8 @@ def test_record_is_durable_idempotent_and_attributes_the_labeler(lab: Lab) -> No
         (CAPTION, {"caption": 5}, "string"),
         (CAPTION, {"caption": "x" * 20001}, "longer"),
         ("nope/none", {"keep": True}, "no such tab"),
+        ([FILTER], {"keep": True}, "no such tab"),  # unhashable: must not fail the rest of the batch
+        ({"k": 1}, {"keep": True}, "no such tab"),
         (FILTER, [True], "object"),
     ],
 )
@@ -108,6 +110,7 @@ def test_bad_ids_and_payloads_never_raise(lab: Lab) -> None:
     assert service.record({"writes": []})["ok"] is False
     assert service.record("junk")["ok"] is False  # type: ignore[arg-type]
     assert service.start({"tab": "x/y"})["ok"] is False
+    assert service.poll({"tab": [FILTER]})["ok"] is False
     assert service.page({"tab": FILTER, "after": "f" * 64})["error"] == "gone"
     assert service.poll({"tab": FILTER, "tail": True, "after": "f" * 64})["gone"]
     with pytest.raises(ValueError):

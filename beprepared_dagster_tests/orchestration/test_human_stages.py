@@ -269,3 +269,87 @@ def test_bad_domain_is_refused_at_load_time(bad):
 
     with pytest.raises(WorkflowError, match="HumanFilter: domain"):
         HumanFilter(**bad)
+
+
+def test_a_label_arriving_while_the_sensor_plans_is_not_lost(photos, workspace_dir, monkeypatch):
+    """The sensor's cursor is the state it planned from: a click landing mid-plan (after the labels were read)
+    must leave the cursor behind, or the next tick sees no change and the label is never applied."""
+    from beprepared_dagster.store.labels import LabelJournal
+
+    workflow = filter_workflow(photos, workspace_dir)
+    workflow.run(wait=False)
+    shown = kept_upstream(workspace_dir, "dogs", "filter_by_size")
+    instance = open_instance(WorkspaceStore(workspace_dir))
+    sensor = build_definitions([workflow]).get_sensor_def("dogs_human_filter_labels")
+    original = LabelJournal.latest
+
+    def latest_then_a_click(self, *args, **kwargs):
+        found = original(self, *args, **kwargs)
+        monkeypatch.setattr(LabelJournal, "latest", original)
+        self.append("default", "filter", shown[0], {"keep": True})
+        return found
+
+    monkeypatch.setattr(LabelJournal, "latest", latest_then_a_click)
+    first = sensor(dg.build_sensor_context(instance=instance, cursor=None))
+    assert not first.run_requests  # planned before the click
+    second = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    assert not isinstance(second, dg.SkipReason), second.skip_message
+    assert [(r.tags["dagster/asset_partition_range_start"]) for r in second.run_requests] == [shown[0]]
+
+
+def test_label_sensor_reruns_results_cleared_below_its_stage(photos, workspace_dir):
+    """`beprepared db clear` re-marks stage rows without touching their timestamps; the sensor's token must
+    still change, or a cleared stage below a human stage is never recomputed under dagster dev."""
+    from beprepared_dagster.store import admin
+
+    workflow = filter_workflow(photos, workspace_dir)
+    workflow.run(wait=False)
+    label(workspace_dir, kept_upstream(workspace_dir, "dogs", "filter_by_size"), keep=True)
+    assert workflow.run(wait=False).saved
+    store = WorkspaceStore(workspace_dir)
+    instance = open_instance(store)
+    sensor = build_definitions([workflow]).get_sensor_def("dogs_human_filter_labels")
+    settled = sensor(dg.build_sensor_context(instance=instance, cursor=None))
+    assert not settled.run_requests
+
+    admin.clear(store, admin.list_computed(store, "SetCaption"), [])
+    after = sensor(dg.build_sensor_context(instance=instance, cursor=settled.cursor))
+    assert not isinstance(after, dg.SkipReason), after.skip_message
+    assert [[k.to_user_string() for k in r.asset_selection] for r in after.run_requests] == [
+        ["dogs/set_caption"]
+    ]
+
+
+def test_an_exported_image_rejected_above_the_human_stage_leaves_the_export_while_others_wait(
+    tmp_path, workspace_dir
+):
+    """Images rejected above a human stage wait to ride along with labeled ones while people still label; one
+    that was kept below the human stage (exported) must not wait: its rows below stay "kept" and Save would
+    export it until the last image is labeled."""
+    import logging
+
+    from beprepared_dagster.orchestration.export import kept_rows
+    from beprepared_dagster_tests.conftest import make_image
+
+    folder = tmp_path / "photos"
+    for i, edge in enumerate([1000, 1000, 700]):
+        make_image(folder / f"img_{i}.jpg", edge, edge, seed=i)
+
+    def flow(min_edge: int) -> Workflow:
+        return Workflow(
+            "dogs",
+            Load(folder) >> FilterBySize(min_edge=min_edge) >> HumanFilter() >> SetCaption("x") >> Save,
+            workspace=workspace_dir,
+        )
+
+    flow(512).run(wait=False)
+    a, b, c = kept_upstream(workspace_dir, "dogs", "filter_by_size")
+    label(workspace_dir, [a, c], keep=True)  # b is left for later
+    flow(512).run(wait=False)
+    workflow = flow(800)  # c is now too small
+    assert workflow.run(wait=False).waiting == {"human_filter": 1}
+    store = WorkspaceStore(workspace_dir)
+    exported_now = {
+        r.image_id for r in kept_rows(store, workflow, workflow.stage("save"), logging.getLogger())
+    }
+    assert exported_now == {a}

@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from beprepared_dagster import ConvertFormat, FilterBySize, Load, Save, SetCaption, Workflow
+from beprepared_dagster import Concat, ConvertFormat, FilterBySize, Load, Save, SetCaption, Workflow
 from beprepared_dagster.errors import RunFailed
 from beprepared_dagster.nodes.base import PropertyNode
 from beprepared_dagster.orchestration.instance import open_instance
@@ -278,3 +278,18 @@ def test_file_whose_content_changed_is_a_new_image_and_the_old_version_leaves_th
     assert summary.new_images == 1
     names = [p.name for p in (workspace_dir / "output").glob("big_0.jpg_*.jpg")]
     assert len(names) == 1 and names[0] != old
+
+
+def test_concat_settles_when_a_branch_changes_only_an_image_another_branch_keeps(photos, workspace_dir):
+    """The second branch rejects the small images under both settings, with another reason; the first keeps
+    them, so Concat's rows come out identical. That must not leave Concat stale forever."""
+
+    def branches(edge: int) -> Workflow:
+        base = Load(photos)
+        merged = Concat() << (base >> FilterBySize(min_edge=100)) << (base >> FilterBySize(min_edge=edge))
+        return Workflow("dogs", merged >> SetCaption("x") >> Save, workspace=workspace_dir)
+
+    branches(512).run()
+    summary = branches(600).run()  # raised RunFailed("planning did not settle") before the fix
+    assert summary.saved
+    assert branches(600).run().runs == []

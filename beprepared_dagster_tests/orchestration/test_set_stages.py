@@ -6,6 +6,7 @@ Uses small test-only set nodes; the catalog's Take/Sorted/dedupe nodes have thei
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,27 @@ class WidestFirst(SetNode):
     def decide(self, images: list[Image], ctx: NodeContext) -> list[Outcome]:
         widest = max(images, key=lambda i: i["feature_width"])["image_id"]
         return [Outcome.keep() if i["image_id"] == widest else Outcome.reject("narrower") for i in images]
+
+
+class FlakyFeature(SetNode):
+    """Keeps every image; its feature fails unexpectedly for images wider than 70 while FLAKY is set."""
+
+    def __init__(self) -> None:
+        pass
+
+    def features_key(self) -> str:
+        return "flaky:v1"
+
+    def features(self, images: list[Image], ctx: NodeContext) -> list[dict]:
+        if FLAKY and any(image["width"] > 70 for image in images):
+            raise OSError("disk hiccup")
+        return [{"feature_width": image["width"]} for image in images]
+
+    def decide(self, images: list[Image], ctx: NodeContext) -> list[Outcome]:
+        return [Outcome.keep() for _ in images]
+
+
+FLAKY = False
 
 
 class Broken(SetNode):
@@ -114,3 +136,80 @@ def test_a_failing_decision_fails_the_run_with_its_message(tmp_path, workspace_d
     with pytest.raises(RunFailed, match="Broken failed: ZeroDivisionError: no luck"):
         workflow.run()
     assert len(rows(workspace_dir, "filter_by_size")) == 2  # what ran before is kept
+
+
+def test_an_unexpected_feature_error_fails_the_run_and_is_retried_not_rejected(
+    tmp_path, workspace_dir, monkeypatch
+):
+    """An unexpected error computing a feature (not a bad image) is not cached; the image must not be stored as
+    rejected either (a success with the image silently dropped, never retried): it fails the run and the next
+    run computes it."""
+    folder = tmp_path / "in"
+    make_images(folder, 2, width=64, height=48)
+    make_images(folder, 1, width=96, height=48, start=20)
+    workflow = Workflow("sets", Load(folder) >> FlakyFeature(), workspace=workspace_dir)
+    monkeypatch.setattr(f"{__name__}.FLAKY", True)
+    with pytest.raises(RunFailed):
+        workflow.run()
+    statuses = {r[0].props.get("width"): r[0].status for r in rows(workspace_dir, "flaky_feature").values()}
+    assert statuses == {64: "kept", 96: "error"}
+    monkeypatch.setattr(f"{__name__}.FLAKY", False)
+    workflow.run()
+    assert all(r[0].status == "kept" for r in rows(workspace_dir, "flaky_feature").values())
+
+
+class CountingKeys(list):
+    iterations = 0
+
+    def __iter__(self):
+        CountingKeys.iterations += 1
+        return super().__iter__()
+
+
+def test_a_set_stage_checks_its_range_in_linear_time(tmp_path, workspace_dir):
+    """The range check used to rebuild set(keys) once per upstream image: O(N²), hours at 100k images."""
+    from beprepared_dagster.orchestration.executor import StageExecutor
+    from beprepared_dagster.orchestration.instance import open_instance
+
+    folder = tmp_path / "in"
+    make_images(folder, 30)
+    workflow = Workflow("sets", Load(folder) >> FirstN(n=2), workspace=workspace_dir)
+    workflow.run()
+    store = WorkspaceStore(workspace_dir)
+    keys = CountingKeys(open_instance(store).get_dynamic_partitions("sets_images"))
+    CountingKeys.iterations = 0
+    report = StageExecutor(store, workflow, logging.getLogger("test")).run(workflow.stage("first_n"), keys)
+    assert report.images == 30
+    assert CountingKeys.iterations <= 2
+
+
+def test_a_set_decision_is_written_all_or_nothing(tmp_path, workspace_dir, monkeypatch):
+    """A set stage rewrites every image's row; written in several transactions, a failure half way leaves a
+    mix of the old and the new decision (here: no image kept at all). When the image that changed sorts
+    before the images its change affects, nothing is stale afterwards and the mix is what Save exports."""
+    from beprepared_dagster.orchestration import executor
+    from beprepared_dagster.store import stages
+
+    folder = tmp_path / "in"
+    make_images(folder, 2, width=64, height=48)
+    make_images(folder, 1, width=80, height=48, start=20)
+    workflow = Workflow("sets", Load(folder) >> WidestFirst(), workspace=workspace_dir)
+    workflow.run()
+    make_images(folder, 1, width=96, height=48, start=30)
+
+    original_chunks, original_write = executor.chunks, stages.write_rows
+
+    def failing_write(conn, workflow_name, stage, *args, **kwargs):
+        batch = args[2]  # fingerprint, run_id, rows
+        if stage == "widest_first" and any(r.props.get("width") == 96 for r in batch):
+            raise OSError("disk full")
+        return original_write(conn, workflow_name, stage, *args, **kwargs)
+
+    monkeypatch.setattr(executor, "chunks", lambda items, size: original_chunks(items, 1))
+    monkeypatch.setattr(stages, "write_rows", failing_write)
+    with pytest.raises(RunFailed):
+        workflow.run()
+    kept = [
+        r[0].props["width"] for r in rows(workspace_dir, "widest_first").values() if r[0].status == "kept"
+    ]
+    assert kept == [80]  # the previous decision, whole

@@ -160,6 +160,27 @@ def test_a_second_seq_appearing_is_a_change(db: Database):
     assert all(r.updated_at > before for r in read(db, "merge")[A])
 
 
+def test_unchanged_rows_older_than_their_upstream_get_a_new_updated_at(db: Database):
+    """A merge keeps only its kept inputs: another input's rejection changing leaves its rows identical. Its
+    old timestamp would stay older than that input, so it would be stale forever (the runner gave up with
+    "planning did not settle"); given its upstream, write_rows stamps it anew (content unchanged)."""
+    write(db, "left", [kept(A)])
+    write(db, "right", [Row(A, 0, REJECTED, "too small: 512", "right", {"objectid": A})])
+    write(db, "merge", [kept(A)])
+    write(db, "right", [Row(A, 0, REJECTED, "too small: 600", "right", {"objectid": A})])
+    assert stale(db, "merge", ["left", "right"], [A]) == {A}
+    time.sleep(0.01)
+    with db.connect() as conn:
+        assert stages.write_rows(conn, WF, "merge", FP, "run-2", [kept(A)], upstream=["left", "right"]) == 0
+    assert stale(db, "merge", ["left", "right"], [A]) == set()
+    # Not newer upstream: the old timestamp stays, so nothing below goes stale for nothing.
+    before = read(db, "merge")[A][0].updated_at
+    time.sleep(0.01)
+    with db.connect() as conn:
+        stages.write_rows(conn, WF, "merge", FP, "run-3", [kept(A)], upstream=["left", "right"])
+    assert read(db, "merge")[A][0].updated_at == before
+
+
 # --- stale_images ----------------------------------------------------------------------------------------
 
 

@@ -578,6 +578,8 @@
         this.text = h('textarea', { class: 'bp-caption', rows: '6', spellcheck: 'true', 'aria-label': 'Caption' });
         listen(this.text, 'input', () => this.typed(active));
       }
+      // One text area serves every caption tab: refill it with this tab's caption (leaving a tab saved its text).
+      tab.draft = null;
       ui.side.replaceChildren(this.text, h('div', { class: 'bp-dim bp-hint', text: 'Saved automatically. Alt/Ctrl + ← → move between images.' }));
       this.next = button('bp-keep', 'Save & next', 'Alt →', t => this.move(active, 1, t));
       ui.controls.replaceChildren(
@@ -813,10 +815,13 @@
       return;
     }
     listen(document, 'keydown', onKey);
+    // A caption typed less than CAPTION_DEBOUNCE_MS ago is not in the outbox yet: put it there first.
+    const saveTyping = () => { if (active && active.cfg.kind === 'caption') CAPTION.save(active, false); };
     listen(window, 'beforeunload', e => {
+      saveTyping();
       if (outbox.pending.length) { e.preventDefault(); e.returnValue = ''; }
     });
-    listen(document, 'visibilitychange', () => { if (document.visibilityState === 'hidden') flush(); });
+    listen(document, 'visibilitychange', () => { if (document.visibilityState === 'hidden') { saveTyping(); flush(); } });
     bindSwipe();
     renderSave();
     const wanted = new URLSearchParams(location.search).get('tab');
