@@ -102,7 +102,11 @@ def generate(folder: Path, indices: range, label: str) -> list[Path]:
         path.write_bytes(data)
         paths.append(path)
         if n % 50 == 0 or n == total:
-            print(f"\r  generating {label}: {n}/{total} ({time.perf_counter() - started:.1f}s)", end="", flush=True)
+            print(
+                f"\r  generating {label}: {n}/{total} ({time.perf_counter() - started:.1f}s)",
+                end="",
+                flush=True,
+            )
     print()
     return paths
 
@@ -242,7 +246,9 @@ def event_counts(workspace: Path) -> dict[str, int]:
         return {}
     conn = sqlite3.connect(str(index))
     try:
-        return dict(conn.execute("SELECT coalesce(dagster_event_type, ''), count(*) FROM event_logs GROUP BY 1"))
+        return dict(
+            conn.execute("SELECT coalesce(dagster_event_type, ''), count(*) FROM event_logs GROUP BY 1")
+        )
     finally:
         conn.close()
 
@@ -276,7 +282,10 @@ def child_main(spec: dict) -> None:
         import dagster  # noqa: F401
 
         from beprepared_dagster.orchestration import runner  # noqa: F401
-    result: dict[str, Any] = {"import_s": time.perf_counter() - t_import, "rss_after_import_mib": maxrss_mib()}
+    result: dict[str, Any] = {
+        "import_s": time.perf_counter() - t_import,
+        "rss_after_import_mib": maxrss_mib(),
+    }
     prof = Profile()
     if spec["phase"] != "baseline":
         instrument(prof, dagster=spec["phase"] == "pipeline")
@@ -299,7 +308,9 @@ def child_main(spec: dict) -> None:
             result["planned_ranges"] = len(summary.runs)
             result["new_images"] = summary.new_images
             result["events"] = sum(after.values()) - sum(before.values())
-            result["events_by_type"] = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
+            result["events_by_type"] = {
+                k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)
+            }
     result["wall_s"] = time.perf_counter() - t0
     if spec["trace"]:
         result["py_peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
@@ -389,8 +400,16 @@ def run_baseline(images: Path, out: Path) -> dict[str, Any]:
         g = time.perf_counter()
         stem = f"{path.name}_{pid}"
         (export / f"{stem}.png").write_bytes(png)
-        props = {"objectid": pid, "original_path": str(path), "width": width, "height": height, "format": "PNG",
-                 "ext": ".png", "mode": info["mode"], "orientation": 1}
+        props = {
+            "objectid": pid,
+            "original_path": str(path),
+            "width": width,
+            "height": height,
+            "format": "PNG",
+            "ext": ".png",
+            "mode": info["mode"],
+            "orientation": 1,
+        }
         (export / f"{stem}.json").write_text(json.dumps(props, indent=2, sort_keys=True) + "\n")
         h = time.perf_counter()
         t["convert"] += f_ - e
@@ -414,8 +433,11 @@ def run_child(spec: dict, logs: Path, label: str, env: dict[str, str] | None = N
     started = time.perf_counter()
     with open(log_path, "w") as log:
         proc = subprocess.run(
-            [sys.executable, __file__, "--_child", json.dumps(spec)], stdout=log, stderr=subprocess.STDOUT,
-            cwd=str(logs.parent), env={**os.environ, **(env or {})},
+            [sys.executable, __file__, "--_child", json.dumps(spec)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(logs.parent),
+            env={**os.environ, **(env or {})},
         )
     if proc.returncode != 0:
         print("FAILED")
@@ -451,7 +473,11 @@ def fmt_table(header: list[str], rows: list[list[Any]]) -> list[str]:
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = []
     for n, r in enumerate(cells):
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return lines
@@ -479,8 +505,13 @@ def report(env: dict[str, str], n: int, extra: int, stages: int, timed: dict, tr
         f"extra environment: {' '.join(f'{k}={val}' for k, val in env.items()) or 'none'}",
         "",
     ]
-    order = [("baseline", "baseline loop"), ("executor", "executor (cold)"), ("cold", "dagster cold"),
-             ("warm", "dagster warm"), ("incr", "dagster incremental")]
+    order = [
+        ("baseline", "baseline loop"),
+        ("executor", "executor (cold)"),
+        ("cold", "dagster cold"),
+        ("warm", "dagster warm"),
+        ("incr", "dagster incremental"),
+    ]
     rows = []
     for key, label in order:
         r, m = timed[key], traced.get(key, {})
@@ -488,20 +519,31 @@ def report(env: dict[str, str], n: int, extra: int, stages: int, timed: dict, tr
         if key == "warm":
             processed = n
         rate = processed / r["wall_s"] if r["wall_s"] else 0
-        rows.append([
-            label,
-            r.get("new_images", n) if key in ("incr", "cold", "executor") else n,
-            f"{r['wall_s']:.2f}",
-            f"{rate:.1f}",
-            r.get("dagster_runs", "-"),
-            r.get("events", "-"),
-            f"{m['py_peak_mib']:.1f}" if "py_peak_mib" in m else "-",
-            f"{r['rss_after_import_mib']:.0f} → {r['rss_peak_mib']:.0f}",
-            f"{m['wall_s']:.2f}" if m else "-",
-        ])
+        rows.append(
+            [
+                label,
+                r.get("new_images", n) if key in ("incr", "cold", "executor") else n,
+                f"{r['wall_s']:.2f}",
+                f"{rate:.1f}",
+                r.get("dagster_runs", "-"),
+                r.get("events", "-"),
+                f"{m['py_peak_mib']:.1f}" if "py_peak_mib" in m else "-",
+                f"{r['rss_after_import_mib']:.0f} → {r['rss_peak_mib']:.0f}",
+                f"{m['wall_s']:.2f}" if m else "-",
+            ]
+        )
     lines += fmt_table(
-        ["phase", "images", "wall s", "img/s", "dagster runs", "events", "tracemalloc peak MiB",
-         "maxrss MiB import→peak", "wall s w/ tracemalloc"],
+        [
+            "phase",
+            "images",
+            "wall s",
+            "img/s",
+            "dagster runs",
+            "events",
+            "tracemalloc peak MiB",
+            "maxrss MiB import→peak",
+            "wall s w/ tracemalloc",
+        ],
         rows,
     )
     lines += [
@@ -516,7 +558,9 @@ def report(env: dict[str, str], n: int, extra: int, stages: int, timed: dict, tr
     split_rows = []
     for key, label in order[1:]:
         s = timed[key]["split_s"]
-        split_rows.append([label] + [f"{s.get(k, 0.0):.2f}" for k, _ in SPLIT_ORDER] + [f"{sum(s.values()):.2f}"])
+        split_rows.append(
+            [label] + [f"{s.get(k, 0.0):.2f}" for k, _ in SPLIT_ORDER] + [f"{sum(s.values()):.2f}"]
+        )
     lines += fmt_table(["phase"] + [lab for _, lab in SPLIT_ORDER] + ["total"], split_rows)
     b = timed["baseline"]["ops_s"]
     lines += ["", "Baseline loop per operation (s): " + ", ".join(f"{k} {val:.2f}" for k, val in b.items())]
@@ -534,14 +578,18 @@ def report(env: dict[str, str], n: int, extra: int, stages: int, timed: dict, tr
         return f"{key} {r['gc_s']:.2f}s ({'/'.join(map(str, r['gc_runs']))})"
 
     lines += [
-        "DuckDB transactions (each opens and closes the file): " + ", ".join(conns(k) for k in ("executor", "cold", "warm", "incr")),
-        "GC pauses, inside the split above (gen0/1/2 collections): " + ", ".join(gcs(k) for k in ("baseline", "executor", "cold", "warm", "incr")),
+        "DuckDB transactions (each opens and closes the file): "
+        + ", ".join(conns(k) for k in ("executor", "cold", "warm", "incr")),
+        "GC pauses, inside the split above (gen0/1/2 collections): "
+        + ", ".join(gcs(k) for k in ("baseline", "executor", "cold", "warm", "incr")),
         f"Cold-run Dagster events by type: {json.dumps(c.get('events_by_type', {}), sort_keys=True)}",
         f"Workspace after incremental: DuckDB {timed['incr']['duckdb_bytes'] / 2**20:.1f} MiB, "
         f"dagster_home {timed['incr']['dagster_home_bytes'] / 2**20:.1f} MiB",
     ]
     # ratios
-    base, exe, cold, warm, inc = (timed[k]["wall_s"] for k in ("baseline", "executor", "cold", "warm", "incr"))
+    base, exe, cold, warm, inc = (
+        timed[k]["wall_s"] for k in ("baseline", "executor", "cold", "warm", "incr")
+    )
     per = n * stages
     inc_new = timed["incr"].get("new_images", extra) or 1
     dag_cold = sum(c["split_s"].get(k, 0.0) for k in ("dagster_runs", "dagster_partitions", "dagster_setup"))
@@ -563,13 +611,18 @@ def report(env: dict[str, str], n: int, extra: int, stages: int, timed: dict, tr
         f"(cold: Dagster runs time / {c.get('events', 0)} events)",
     ]
     lines += [
-        "Imports before timing: " + ", ".join(
+        "Imports before timing: "
+        + ", ".join(
             f"{k} {timed[k]['import_s']:.2f}s" + (" (dagster)" if timed[k].get("dagster_imported") else "")
             for k in ("baseline", "executor", "cold")
         ),
         "Each phase runs after os.sync(), in its own process; the tracemalloc pass repeats every phase on fresh folders.",
     ]
-    same = timed["cold"]["exported_images"] == timed["baseline"]["exported_images"] == timed["executor"]["exported_images"]
+    same = (
+        timed["cold"]["exported_images"]
+        == timed["baseline"]["exported_images"]
+        == timed["executor"]["exported_images"]
+    )
     lines += [
         "",
         f"Check: the baseline, executor and cold exports hold the same {len(timed['baseline']['exported_images'])} PNG objects: "
@@ -581,13 +634,20 @@ def report(env: dict[str, str], n: int, extra: int, stages: int, timed: dict, tr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=2000, help="how many images (default 2000)")
-    parser.add_argument("--workdir", type=Path, help="keep images and workspaces here (default: a temp folder, removed)")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep images and workspaces here (default: a temp folder, removed)"
+    )
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="append the report here")
     parser.add_argument("--no-results", action="store_true", help="print only, do not append to --results")
     parser.add_argument("--no-traced-pass", action="store_true", help="skip the tracemalloc pass")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="environment for the executor and Dagster phases, e.g. "
-                        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 (repeatable)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment for the executor and Dagster phases, e.g. "
+        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 (repeatable)",
+    )
     parser.add_argument("--_child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:
@@ -619,11 +679,33 @@ def main() -> None:
             out: dict[str, dict] = {}
             common = {"trace": trace}
             link_tree(base_files, root / "images")
-            out["baseline"] = run_child({**common, "phase": "baseline", "images": str(root / "images"),
-                                         "out": str(root / "baseline")}, logs, "baseline")
-            out["executor"] = run_child({**common, "phase": "executor", "images": str(root / "images"),
-                                         "workspace": str(root / "ws-executor")}, logs, "executor", env)
-            spec = {**common, "phase": "pipeline", "images": str(root / "images"), "workspace": str(root / "ws")}
+            out["baseline"] = run_child(
+                {
+                    **common,
+                    "phase": "baseline",
+                    "images": str(root / "images"),
+                    "out": str(root / "baseline"),
+                },
+                logs,
+                "baseline",
+            )
+            out["executor"] = run_child(
+                {
+                    **common,
+                    "phase": "executor",
+                    "images": str(root / "images"),
+                    "workspace": str(root / "ws-executor"),
+                },
+                logs,
+                "executor",
+                env,
+            )
+            spec = {
+                **common,
+                "phase": "pipeline",
+                "images": str(root / "images"),
+                "workspace": str(root / "ws"),
+            }
             out["cold"] = run_child(spec, logs, "cold", env)
             out["warm"] = run_child(spec, logs, "warm", env)
             link_tree(extra_files, root / "images")
@@ -631,19 +713,31 @@ def main() -> None:
             results[pass_name] = out
         from beprepared_dagster.nodes.base import SinkNode
 
-        stages = sum(1 for s in build_workflow(base, workdir / "unused-ws").stages if not isinstance(s.node, SinkNode))
+        stages = sum(
+            1 for s in build_workflow(base, workdir / "unused-ws").stages if not isinstance(s.node, SinkNode)
+        )
         lines = report(env, n, extra, stages, results["timed"], results.get("traced", {}))
         print()
         print("\n".join(lines))
         print(f"\n(benchmark took {time.perf_counter() - started:.0f}s)")
         if not args.no_results:
             stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-            section = [f"## {stamp} — N={n}", "", f"`{' '.join(['bench/bench_pipeline.py'] + sys.argv[1:])}`", "", "```",
-                       *lines, "```", ""]
+            section = [
+                f"## {stamp} — N={n}",
+                "",
+                f"`{' '.join(['bench/bench_pipeline.py'] + sys.argv[1:])}`",
+                "",
+                "```",
+                *lines,
+                "```",
+                "",
+            ]
             new = not args.results.exists()
             with open(args.results, "a") as f:
                 if new:
-                    f.write("# bench_pipeline results\n\nAppended by `bench/bench_pipeline.py`; newest last.\n\n")
+                    f.write(
+                        "# bench_pipeline results\n\nAppended by `bench/bench_pipeline.py`; newest last.\n\n"
+                    )
                 f.write("\n".join(section) + "\n")
             print(f"appended to {args.results}")
     finally:

@@ -156,9 +156,7 @@ def make_anim_gif() -> bytes:
     f2 = Image.new("P", (16, 16), 1)
     f2.putpalette([255, 0, 0, 0, 0, 255])
     ImageDraw.Draw(f2).rectangle((0, 0, 7, 15), fill=0)  # left red, right blue
-    return _encode(
-        f1, "GIF", save_all=True, append_images=[f2], duration=100, loop=0
-    )
+    return _encode(f1, "GIF", save_all=True, append_images=[f2], duration=100, loop=0)
 
 
 def make_bmp() -> bytes:
@@ -204,16 +202,11 @@ def make_text_file_jpg() -> bytes:
     return (
         "This is a plain UTF-8 text file wearing a .jpg extension.\n"
         "It is not an image — Pillow must reject it. ✓\n"
-    ).encode("utf-8")
+    ).encode()
 
 
 def _png_chunk(tag: bytes, data: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(data))
-        + tag
-        + data
-        + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-    )
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
 
 def make_bomb_png(width: int = 14000, height: int = 14000) -> bytes:
