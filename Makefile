@@ -1,6 +1,7 @@
 # Two commands on a fresh machine: `make demo` (dagster dev on the bundled demo) and `make test`.
 PY ?= python3
 VENV := .venv
+TORCH ?= 2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -12,6 +13,8 @@ help:  ## list targets
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned to a build we know: with none installed, a bare "torch>=2.6" may pull a multi-GB wheel.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet torch==$(TORCH)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

@@ -26,6 +26,7 @@ from beprepared_dagster.nodes.base import (
     SourceNode,
 )
 from beprepared_dagster.nodes.load import PROBE_FINGERPRINT, Load
+from beprepared_dagster.orchestration.progress import StageProgress
 from beprepared_dagster.store import cache, files, stages
 from beprepared_dagster.store.objects import ChangedFile
 from beprepared_dagster.store.stages import ABSENT, ERROR, KEPT, PENDING, REJECTED, Row
@@ -93,10 +94,20 @@ class StageExecutor:
     """Executes stages of one workflow against its workspace store."""
 
     def __init__(
-        self, store: WorkspaceStore, workflow: Workflow, log: Any, run_id: str | None = None
+        self,
+        store: WorkspaceStore,
+        workflow: Workflow,
+        log: Any,
+        run_id: str | None = None,
+        on_progress: Callable[[str, int, int], None] | None = None,
     ) -> None:
         self.store, self.workflow, self.log, self.run_id = store, workflow, log, run_id
+        self.on_progress = on_progress  # (stage, images done, total) after every stored batch
         self.ctx = NodeContext(objects=store.objects, log=log)
+
+    def progress(self, stage: Stage, total: int) -> StageProgress:
+        """A counter for a stage's images: logs done / total, rate and ETA every few seconds."""
+        return StageProgress(stage.name, total, self.log, self.on_progress)
 
     def _context(self, stage: Stage) -> NodeContext:
         debug = self.store.root / "debug" / self.workflow.name / stage.name
@@ -134,6 +145,7 @@ class StageExecutor:
     def _run_images(self, stage: Stage, keys: list[str], report: StageReport) -> None:
         node: ImageNode = stage.node  # type: ignore[assignment]
         upstream = stage.inputs[0].name
+        progress = self.progress(stage, len(keys))
         for chunk in chunks(keys, max(node.batch_size, 1)):
             with self.store.db.connect() as conn:
                 inputs = stages.read_rows(conn, self.workflow.name, upstream, chunk)
@@ -157,6 +169,8 @@ class StageExecutor:
             self._write(
                 stage, rows, report, cache_values={d: o.to_json() for d, o in fresh.items() if o is not None}
             )
+            progress.advance(len(chunk))
+        progress.finish()
 
     def _compute(
         self, stage: Stage, node: ImageNode, todo: dict[str, Row], report: StageReport
@@ -272,6 +286,7 @@ class StageExecutor:
             report.unreadable_files = files.errors_under(conn, root)
         for path, problem in report.unreadable_files:
             self.log.warning(f"skipped {path}: {problem}")
+        progress = self.progress(stage, len(keys))
         for chunk in chunks(keys, 256):
             with self.store.db.connect() as conn:
                 paths = files.paths_for(conn, root, chunk)
@@ -293,6 +308,8 @@ class StageExecutor:
                 report.add_row(row, stage.name)
                 if row.status == ERROR:
                     report.errors.append(row.image_id)
+            progress.advance(len(chunk))
+        progress.finish()
 
     def _load_one(self, stage: Stage, node: Load, key: str, paths: list[str], cached: Any) -> tuple[Row, Any]:
         if not paths:
