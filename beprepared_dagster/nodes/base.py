@@ -69,11 +69,15 @@ class Image(Mapping[str, Any]):
 
 @dataclass
 class Outcome:
-    """What a node decided for one image. JSON-serializable (it is what the cache stores)."""
+    """What a node decided for one image. JSON-serializable (it is what the cache stores).
+
+    `cache=False` marks an outcome that must not be cached and is retried on the next run (a model's empty
+    or refused output, a transient failure); it is not part of the stored value."""
 
     kept: bool = True
     reason: str | None = None
     set: dict[str, Any] = field(default_factory=dict)
+    cache: bool = field(default=True, compare=False)
 
     @classmethod
     def keep(cls, **props: Any) -> Outcome:
