@@ -7,6 +7,14 @@ from pathlib import Path
 
 import pytest
 
+# Tiny random models of each family, built once per session (a second or two each, only when a test asks).
+pytest_plugins = [
+    "beprepared_dagster_tests.tiny_models.llava",
+    "beprepared_dagster_tests.tiny_models.families",
+    "beprepared_dagster_tests.tiny_models.joycaption_alpha",
+    "beprepared_dagster_tests.tiny_models.remote_code",
+]
+
 DATA = Path(__file__).resolve().parent / "data" / "images"
 GOOD_FIXTURES = [
     "64x48.jpg",

@@ -1,0 +1,1 @@
+"""Tiny random checkpoints of the real model architectures, built offline by session-scoped fixtures."""

@@ -1,0 +1,1 @@
+"""Session-scoped tiny-model fixtures (see the package docstring)."""
