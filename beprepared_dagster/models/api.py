@@ -30,6 +30,7 @@ class ModelSpec:
             the list of what is missing.
         allow_patterns: the files to fetch when downloading (None: the whole repository).
         trust_remote_code: whether the checkpoint's own modeling code may run (logged when True).
+        repo_type: "model" or "space" (the JoyCaption Alpha checkpoints live in Hugging Face spaces).
     """
 
     model: str
@@ -38,6 +39,7 @@ class ModelSpec:
     required_files: tuple[str, ...] = ("config.json",)
     allow_patterns: tuple[str, ...] | None = None
     trust_remote_code: bool = False
+    repo_type: str = "model"
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,12 @@ class ModelNode(ImageNode):
             trust_remote_code=self.trust_remote_code,
         )
 
+    def extra_specs(self) -> dict[str, ModelSpec]:
+        """Further checkpoints the backend needs (e.g. JoyCaption Alpha's SigLIP and Llama bases). They are
+        resolved with the main model, before any image is computed, and reach the backend as
+        `extra_models={name: folder}` in its arguments."""
+        return {}
+
     def backend_args(self) -> dict[str, Any]:
         """JSON-able arguments for the backend (prompt, generation parameters)."""
         return {}
