@@ -69,7 +69,7 @@ def plan(store: WorkspaceStore, workflow: Workflow, all_keys: list[str]) -> Plan
     result = Plan()
     stale: dict[str, set[str]] = {}
     blocked: dict[str, set[str]] = {}
-    passive: set[str] = set()
+    passive: dict[str, set[str]] = {}
     with store.db.connect() as conn:
         # Read before anything it stands for: a label or row arriving while this plans makes the next token
         # differ, so the sensors plan again instead of taking it as already planned.
@@ -84,12 +84,13 @@ def plan(store: WorkspaceStore, workflow: Workflow, all_keys: list[str]) -> Plan
                 state = _human(conn, store, workflow, stage, all_keys, own, upstream_stale)
                 own |= state.extra
                 held |= state.held
-                passive |= state.passive
+                passive[stage.name] = state.passive
                 result.waiting[stage.name] = state.waiting
             stale[stage.name] = own - held
             blocked[stage.name] = held
-    # While people still label, images that need no label (rejected above the human stage) only ride along
-    # with labeled ones, instead of each becoming a run of its own.
+    # While people still label, images that need no label at a human stage (rejected above it) only ride
+    # along with labeled ones there, instead of each becoming a run of its own. Per stage: an image passive
+    # at a lower human stage (its rows there are outdated but not kept) may be labeled at this one.
     drivers = None if not any(result.waiting.values()) else passive
     result.runs = _group(workflow, stale, blocked, all_keys, result.token, drivers)
     return result
@@ -115,7 +116,7 @@ def _token(conn: Any, store: WorkspaceStore, workflow: Workflow) -> str:
 class _HumanState:
     extra: set[str] = field(default_factory=set)  # stale because of a label change
     held: set[str] = field(default_factory=set)  # blocked: no label yet, or the stage above must run first
-    passive: set[str] = field(default_factory=set)  # decidable without a label (not kept above)
+    passive: set[str] = field(default_factory=set)  # decidable here without a label (not kept above)
     waiting: int = 0  # kept above and not labeled
 
 
@@ -176,7 +177,7 @@ def _group(
     blocked: dict[str, set[str]],
     all_keys: list[str],
     token: str,
-    passive: set[str] | None,
+    passive: dict[str, set[str]] | None,
 ) -> list[PlannedRun]:
     """Contiguous ranges per stage selection. A range may bridge over images that are up to date everywhere
     (re-running them is a cache hit that changes nothing) to save runs; an image still waiting breaks it."""
@@ -191,10 +192,10 @@ def _group(
     position = {k: i for i, k in enumerate(all_keys)}
     runs = []
     for selection, keys in sorted(groups.items()):
-        starts_human = isinstance(workflow.stage(selection[0]).node, HumanNode)
+        riders = passive.get(selection[0]) if passive is not None else None
         for first, last in contiguous_ranges(all_keys, keys | done):
             members = [k for k in all_keys[position[first] : position[last] + 1] if k in keys]
-            if not members or (passive is not None and starts_human and all(k in passive for k in members)):
+            if not members or (riders is not None and all(k in riders for k in members)):
                 continue
             first, last = members[0], members[-1]
             signature = "|".join([token, *(f"{n}:{fingerprints[n]}" for n in selection), first, last])
