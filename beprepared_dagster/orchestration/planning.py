@@ -74,11 +74,20 @@ def plan(store: WorkspaceStore, workflow: Workflow, all_keys: list[str]) -> Plan
         # Read before anything it stands for: a label or row arriving while this plans makes the next token
         # differ, so the sensors plan again instead of taking it as already planned.
         result.token = _token(conn, store, workflow)
+        settled: dict[str, set[str]] = {}  # blocked at a stage, but with an up-to-date row there
         for stage in partitioned_stages(workflow):
             inputs = [i.name for i in stage.inputs]
             own = stages.stale_images(conn, workflow.name, stage.name, stage.fingerprint, inputs, all_keys)
             upstream_stale = set().union(*(stale.get(i, set()) for i in inputs))
             held = set().union(*(blocked.get(i, set()) for i in inputs))
+            # An image waiting above whose "waiting" row there is settled must still reach this stage when
+            # its row here is outdated (an undo or re-label above turned an exported image into "waiting").
+            held -= {
+                k
+                for k in held & own
+                if k not in upstream_stale
+                and all(k not in blocked.get(i, ()) or k in settled.get(i, ()) for i in inputs)
+            }
             own |= upstream_stale
             if isinstance(stage.node, HumanNode):
                 state = _human(conn, store, workflow, stage, all_keys, own, upstream_stale)
@@ -88,6 +97,7 @@ def plan(store: WorkspaceStore, workflow: Workflow, all_keys: list[str]) -> Plan
                 result.waiting[stage.name] = state.waiting
             stale[stage.name] = own - held
             blocked[stage.name] = held
+            settled[stage.name] = held - own
     # While people still label, images that need no label at a human stage (rejected above it) only ride
     # along with labeled ones there, instead of each becoming a run of its own. Per stage: an image passive
     # at a lower human stage (its rows there are outdated but not kept) may be labeled at this one.

@@ -10,11 +10,12 @@ import os
 
 import dagster as dg
 
-from beprepared_dagster.nodes.base import HumanNode
+from beprepared_dagster.nodes.base import HumanNode, SinkNode
 from beprepared_dagster.orchestration.assets import asset_key
 from beprepared_dagster.orchestration.discovery import discover
 from beprepared_dagster.orchestration.partitions import partitions_def, partitions_name, range_tags
 from beprepared_dagster.orchestration.planning import PlannedRun, owner, partitioned_stages, plan, state_token
+from beprepared_dagster.orchestration.stats import STATS_ASSET, stats_stages
 from beprepared_dagster.store import order
 from beprepared_dagster.store.workspace import WorkspaceStore
 from beprepared_dagster.workflow import Stage, Workflow
@@ -34,9 +35,13 @@ _ACTIVE = [
 ]
 
 
-def automated_keys(workflow: Workflow) -> list[dg.AssetKey]:
+def automated_names(workflow: Workflow) -> list[str]:
     """The partitioned stages above every human stage: what a discovery run materializes."""
-    return [asset_key(workflow, s) for s in partitioned_stages(workflow) if owner(workflow, s.name) is None]
+    return [s.name for s in partitioned_stages(workflow) if owner(workflow, s.name) is None]
+
+
+def automated_keys(workflow: Workflow) -> list[dg.AssetKey]:
+    return [asset_key(workflow, workflow.stage(name)) for name in automated_names(workflow)]
 
 
 def _busy(instance: dg.DagsterInstance, workflow: Workflow) -> bool:
@@ -46,12 +51,34 @@ def _busy(instance: dg.DagsterInstance, workflow: Workflow) -> bool:
     return bool(runs)
 
 
-def _request(workflow: Workflow, run: PlannedRun, trigger: str) -> dg.RunRequest:
-    return dg.RunRequest(
-        run_key=f"{trigger}-{run.key}",
-        asset_selection=[asset_key(workflow, workflow.stage(s)) for s in run.stages],
-        tags={**range_tags(run.first, run.last), WORKFLOW_TAG: workflow.name, TRIGGER_TAG: trigger},
-    )
+def followers(workflow: Workflow, stage_names: list[str]) -> list[dg.AssetKey]:
+    """The Save stages that read one of `stage_names` (and the statistics asset after a Save that writes
+    them): a run that changes what a Save exports materializes it too, so the export follows by itself."""
+    sinks = [
+        s
+        for s in workflow.stages
+        if isinstance(s.node, SinkNode) and any(i.name in stage_names for i in s.inputs)
+    ]
+    keys = [asset_key(workflow, s) for s in sinks]
+    if any(s.name in {t.name for t in stats_stages(workflow)} for s in sinks):
+        keys.append(dg.AssetKey([workflow.name, STATS_ASSET]))
+    return keys
+
+
+def _requests(workflow: Workflow, runs: list[PlannedRun], trigger: str) -> list[dg.RunRequest]:
+    """One request per planned run; the last run that feeds a Save also exports (one export per tick,
+    after the other runs of the tick: runs of a workflow execute one at a time, in order)."""
+    follow = [followers(workflow, r.stages) for r in runs]
+    last = max((i for i, f in enumerate(follow) if f), default=-1)
+    return [
+        dg.RunRequest(
+            run_key=f"{trigger}-{run.key}",
+            asset_selection=[asset_key(workflow, workflow.stage(s)) for s in run.stages]
+            + (follow[i] if i == last else []),
+            tags={**range_tags(run.first, run.last), WORKFLOW_TAG: workflow.name, TRIGGER_TAG: trigger},
+        )
+        for i, run in enumerate(runs)
+    ]
 
 
 def build_discovery_sensor(workflow: Workflow) -> dg.SensorDefinition:
@@ -80,7 +107,7 @@ def build_discovery_sensor(workflow: Workflow) -> dg.SensorDefinition:
             run_requests=[
                 dg.RunRequest(
                     run_key=f"discover-{new[0][:16]}-{new[-1][:16]}-{len(new)}",
-                    asset_selection=automated,
+                    asset_selection=automated + followers(workflow, automated_names(workflow)),
                     tags={
                         **range_tags(new[0], new[-1]),
                         WORKFLOW_TAG: workflow.name,
@@ -109,7 +136,7 @@ def _catch_up(
     if not runs:
         return dg.SkipReason(idle + "; nothing stale")
     context.log.info(f"{len(runs)} stale range(s) of automated stages; launching them")
-    return dg.SensorResult(run_requests=[_request(workflow, r, "catch-up") for r in runs[:MAX_RUNS_PER_TICK]])
+    return dg.SensorResult(run_requests=_requests(workflow, runs[:MAX_RUNS_PER_TICK], "catch-up"))
 
 
 def build_label_sensor(workflow: Workflow, stage: Stage) -> dg.SensorDefinition:
@@ -141,7 +168,7 @@ def build_label_sensor(workflow: Workflow, stage: Stage) -> dg.SensorDefinition:
         context.log.info(
             f"{sum(r.images for r in runs)} image(s) in {len(runs)} range(s) to apply; {waiting} still wait"
         )
-        requests = [_request(workflow, r, f"labels-{stage.name}") for r in runs[:MAX_RUNS_PER_TICK]]
+        requests = _requests(workflow, runs[:MAX_RUNS_PER_TICK], f"labels-{stage.name}")
         cursor = planned.token if len(runs) <= MAX_RUNS_PER_TICK else context.cursor
         return dg.SensorResult(run_requests=requests, cursor=cursor)
 

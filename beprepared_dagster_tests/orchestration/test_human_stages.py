@@ -238,7 +238,12 @@ def test_label_sensor_requests_exactly_the_labeled_range_once(photos, workspace_
     request = result.run_requests[0]
     assert request.tags["dagster/asset_partition_range_start"] == shown[1]
     assert request.tags["dagster/asset_partition_range_end"] == shown[2]
-    assert [k.to_user_string() for k in request.asset_selection] == ["dogs/human_filter", "dogs/set_caption"]
+    assert [k.to_user_string() for k in request.asset_selection] == [
+        "dogs/human_filter",
+        "dogs/set_caption",
+        "dogs/save",  # the export follows the labels by itself
+        "dogs/dataset_stats",
+    ]
     # Unchanged state: the next tick requests nothing new.
     again = sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor))
     assert isinstance(again, dg.SkipReason) and "no new labels" in (again.skip_message or "")
@@ -316,7 +321,7 @@ def test_label_sensor_reruns_results_cleared_below_its_stage(photos, workspace_d
     after = sensor(dg.build_sensor_context(instance=instance, cursor=settled.cursor))
     assert not isinstance(after, dg.SkipReason), after.skip_message
     assert [[k.to_user_string() for k in r.asset_selection] for r in after.run_requests] == [
-        ["dogs/set_caption"]
+        ["dogs/set_caption", "dogs/save", "dogs/dataset_stats"]
     ]
 
 

@@ -108,6 +108,11 @@ class Daemon:
         with self.store.db.connect() as conn:
             return read_rows(conn, "demo", stage, [key])[key][0].status
 
+    def names(self, keys: list[str]) -> set[str]:
+        with self.store.db.connect() as conn:
+            rows = read_rows(conn, "demo", "load", keys)
+        return {Path(rows[k][0].props["original_path"]).name for k in keys}
+
     def shown(self) -> list[str]:
         """The big images (kept by FilterBySize), in insertion order: what the HumanFilter tab shows."""
         return [k for k in self.keys if self.status("filter_by_size", k) == "kept"]
@@ -120,7 +125,9 @@ def label(ws: Path, kind: str, keys: list[str], value: dict | None) -> None:
 
 
 def exported(ws: Path) -> set[str]:
-    return {p.stem for p in (ws / "output").glob("*.png")}
+    """Source file names in the export (files are named `<original name>_<object id>.png`)."""
+    return {p.stem.rsplit("_", 1)[0] for p in (ws / "output").glob("*.png")}
+
 
 
 @pytest.fixture
@@ -160,12 +167,12 @@ def test_partial_labels_in_every_stage_after_a_backfill_reach_the_export(daemon,
     daemon.settle()
 
     assert [daemon.status(HC, k) for k in shown] == ["kept", "kept", "pending", "pending"]
-    assert exported(workspace_dir) == set(shown[:2]), "the export follows the labels by itself"
+    assert exported(workspace_dir) == daemon.names(shown[:2]), "the export follows the labels by itself"
     assert plan(daemon.store, daemon.workflow, daemon.keys).runs == []
 
     label(workspace_dir, "tag", shown[2:3], {"tags": ["cat"], "version": 1})
     daemon.settle()
-    assert exported(workspace_dir) == set(shown[:3])
+    assert exported(workspace_dir) == daemon.names(shown[:3])
 
 
 def test_relabel_and_undo_after_a_backfill(daemon, workspace_dir):
@@ -175,7 +182,7 @@ def test_relabel_and_undo_after_a_backfill(daemon, workspace_dir):
     label(workspace_dir, "tag", shown, {"tags": ["dog"], "version": 1})
     label(workspace_dir, "caption", shown, {"caption": "x", "version": 1})
     daemon.settle()
-    assert exported(workspace_dir) == set(shown)
+    assert exported(workspace_dir) == daemon.names(shown)
 
     daemon.backfill_everything()  # again, with everything labeled: nothing changes
     label(workspace_dir, "filter", shown[1:2], {"keep": False})  # re-label
@@ -184,10 +191,10 @@ def test_relabel_and_undo_after_a_backfill(daemon, workspace_dir):
 
     assert daemon.status(HF, shown[1]) == "rejected"
     assert daemon.status(HT, shown[2]) == "pending"
-    assert exported(workspace_dir) == {shown[0], shown[3]}
+    assert exported(workspace_dir) == daemon.names([shown[0], shown[3]])
     label(workspace_dir, "tag", shown[2:3], {"tags": ["cat"], "version": 1})
     daemon.settle()
-    assert exported(workspace_dir) == {shown[0], shown[2], shown[3]}
+    assert exported(workspace_dir) == daemon.names([shown[0], shown[2], shown[3]])
 
 
 def test_labels_given_before_the_backfill_are_applied_by_it_and_nothing_is_requested_twice(
