@@ -70,6 +70,7 @@ class ExportReport:
     files: list[str] = field(default_factory=list)
     object_ids: list[str] = field(default_factory=list)
     stats: dict[str, Any] | None = None
+    waiting: dict[str, int] = field(default_factory=dict)  # human stage → images not exported yet for it
 
 
 def write_export(

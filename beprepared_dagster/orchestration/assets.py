@@ -16,7 +16,7 @@ from beprepared_dagster.nodes.base import HumanNode, SinkNode
 from beprepared_dagster.orchestration import metadata
 from beprepared_dagster.orchestration.executor import StageExecutor
 from beprepared_dagster.orchestration.export import run_save
-from beprepared_dagster.orchestration.partitions import partitions_def
+from beprepared_dagster.orchestration.partitions import partitions_def, partitions_name
 from beprepared_dagster.store.workspace import WorkspaceStore
 from beprepared_dagster.workflow import Stage, Workflow
 
@@ -114,7 +114,8 @@ def _save_asset(workflow: Workflow, stage: Stage, store: WorkspaceStore) -> dg.A
     @dg.asset(**_common(workflow, stage))
     def _save(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         try:
-            report: ExportReport = run_save(store, workflow, stage, context.log)
+            keys = list(context.instance.get_dynamic_partitions(partitions_name(workflow)))
+            report: ExportReport = run_save(store, workflow, stage, context.log, keys)
         except BeprepareError as exc:  # a refused folder, clashing targets…: the message is the point
             raise dg.Failure(description=f"{stage.name}: {exc}") from exc
         return dg.MaterializeResult(metadata=save_metadata(store, report))
@@ -138,4 +139,9 @@ def save_metadata(store: WorkspaceStore, report: ExportReport) -> dict:
         "preview": dg.MetadataValue.md(gallery_strip(store, report)),
         "layout": report.layout,
         **({"stats_report": dg.MetadataValue.path(str(report.path / STATS_HTML))} if report.stats else {}),
+        **(
+            {"waiting_for_label": ", ".join(f"{n} at {stage}" for stage, n in report.waiting.items())}
+            if report.waiting
+            else {}
+        ),
     }

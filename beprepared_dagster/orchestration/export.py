@@ -40,6 +40,13 @@ def kept_rows(store: WorkspaceStore, workflow: Workflow, stage: Stage, log: Any)
     return [r for r in kept if r.image_id in present]
 
 
+def waiting_for_labels(store: WorkspaceStore, workflow: Workflow, all_keys: list[str]) -> dict[str, int]:
+    """Per human stage, the images that still wait for a label there (so no Save exports them yet)."""
+    from beprepared_dagster.orchestration.planning import plan
+
+    return {stage: n for stage, n in plan(store, workflow, all_keys).waiting.items() if n}
+
+
 def check_targets(store: WorkspaceStore, workflow: Workflow) -> None:
     """Refuse exports that would clobber each other (same or nested folders) or feed back into a Load folder
     (discovery would pick the exported copies up as new images)."""
@@ -63,13 +70,19 @@ def check_targets(store: WorkspaceStore, workflow: Workflow) -> None:
                 )
 
 
-def run_save(store: WorkspaceStore, workflow: Workflow, stage: Stage, log: Any) -> ExportReport:
-    """Export the stage's kept images; log what was written."""
+def run_save(
+    store: WorkspaceStore, workflow: Workflow, stage: Stage, log: Any, all_keys: list[str] | None = None
+) -> ExportReport:
+    """Export the stage's kept images; log what was written and (given the workflow's images) how many
+    still wait for a label."""
     node: SaveNode = stage.node  # type: ignore[assignment]
     check_targets(store, workflow)
     rows = kept_rows(store, workflow, stage, log)
     target = export_target(store, node)
     report = export_dataset(target, rows, store.objects, node, workflow.name)
+    report.waiting = waiting_for_labels(store, workflow, all_keys) if all_keys else {}
+    for human_stage, n in report.waiting.items():
+        log.info(f"{n} image(s) still wait for a label at {human_stage}: they join the export once labeled")
     if report.unchanged:
         log.info(f"{target}: unchanged ({report.images} images), nothing rewritten")
     else:
@@ -85,4 +98,9 @@ def gallery_strip(store: WorkspaceStore, report: ExportReport, count: int = 6) -
     from beprepared_dagster.orchestration.metadata import thumbnail_markdown
 
     thumbs = [t for t in (thumbnail_markdown(store.objects, o) for o in report.object_ids[:count]) if t]
-    return " ".join(thumbs) or "_empty export_"
+    if thumbs:
+        return " ".join(thumbs)
+    if report.waiting:
+        waiting = ", ".join(f"{n} at {stage}" for stage, n in report.waiting.items())
+        return f"_empty export: images wait for a label ({waiting})_"
+    return "_empty export_"

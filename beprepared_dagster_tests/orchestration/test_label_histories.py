@@ -73,7 +73,9 @@ class Daemon:
             return []
         if result.dynamic_partitions_requests:
             for request in result.dynamic_partitions_requests:
-                self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+                self.instance.add_dynamic_partitions(
+                    request.partitions_def_name, list(request.partition_keys)
+                )
         self.cursors[sensor_name] = result.cursor
         for request in result.run_requests or []:
             self.execute(request.asset_selection, request.tags)
@@ -127,7 +129,6 @@ def label(ws: Path, kind: str, keys: list[str], value: dict | None) -> None:
 def exported(ws: Path) -> set[str]:
     """Source file names in the export (files are named `<original name>_<object id>.png`)."""
     return {p.stem.rsplit("_", 1)[0] for p in (ws / "output").glob("*.png")}
-
 
 
 @pytest.fixture
@@ -208,3 +209,21 @@ def test_labels_given_before_the_backfill_are_applied_by_it_and_nothing_is_reque
     label(workspace_dir, "filter", shown[2:3], {"keep": False})
     assert len(daemon.tick(f"demo_{HF}_labels")) == 1
     assert daemon.status(HF, shown[2]) == "rejected"
+
+
+def test_save_says_how_many_images_wait_for_a_label_and_where(daemon, workspace_dir):
+    daemon.backfill_everything()
+    shown = daemon.shown()
+    metadata = latest_save_metadata(daemon)
+    assert metadata["waiting_for_label"].value == "4 at human_filter"
+    assert "wait for a label (4 at human_filter)" in metadata["preview"].value
+    label(workspace_dir, "filter", shown[:3], {"keep": True})
+    label(workspace_dir, "filter", shown[3:], {"keep": False})
+    daemon.settle()
+    daemon.execute([dg.AssetKey(["demo", "save"])], {})
+    assert latest_save_metadata(daemon)["waiting_for_label"].value == "3 at human_tag"
+
+
+def latest_save_metadata(daemon: Daemon) -> dict:
+    event = daemon.instance.get_latest_materialization_event(dg.AssetKey(["demo", "save"]))
+    return event.asset_materialization.metadata
