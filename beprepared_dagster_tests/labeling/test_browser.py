@@ -312,3 +312,28 @@ def test_caption_typed_just_before_leaving_is_saved_not_dropped(lab: Lab, serve,
         "version": 1,
     }
     assert len(lab.journal()) == 1 and page.errors == []
+
+
+CHAIN_WORKFLOW = """
+from beprepared_dagster import *
+
+with Workspace(r"{ws}", name="chain") as workspace:
+    Load(r"{photos}") >> HumanFilter() >> HumanTag(tags=["dog", "cat"]) >> Save
+"""
+
+
+def test_enter_on_a_finished_tab_moves_to_the_next_stage_while_its_run_is_in_flight(
+    lab: Lab, serve, page, tmp_path: Path
+) -> None:
+    """The HumanTag tab below has no image yet (no run has applied the filter labels): Enter goes there."""
+    file = tmp_path / "chain.py"
+    file.write_text(CHAIN_WORKFLOW.format(ws=lab.root, photos=lab.photos))
+    url = serve(load_workflow_file(file))
+    open_tab(page, url, "chain/human_filter")
+    for _ in range(12):
+        page.keyboard.press("w")
+    page.wait_for_selector(".bp-done")
+    wait_saved(page)
+    page.keyboard.press("Enter")
+    page.wait_for_function("window.__bp.state().tab === 'chain/human_tag'", timeout=10000)
+    assert "tab=chain%2Fhuman_tag" in page.url or "tab=chain/human_tag" in page.url

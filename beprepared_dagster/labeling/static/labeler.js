@@ -432,9 +432,17 @@
     if (i >= 0) go(tab, i, t0);
   }
   function continueOn(tab) {
-    const next = tabs.find(t => t !== tab && t.counts && t.counts.remaining > 0);
-    if (next) activate(next);
-    else toast('Everything here is labeled; Dagster picks the labels up within seconds.');
+    // Prefer the stages below this one in its workflow, then any tab with work; the next stage of the
+    // workflow also when it is still empty: Dagster's run of the stages between may be in flight, and its
+    // images appear there without a reload.
+    const workflow = t => t.cfg.key.split('/')[0];
+    const below = tabs.slice(tabs.indexOf(tab) + 1).filter(t => workflow(t) === workflow(tab));
+    const hasWork = t => t !== tab && t.counts && t.counts.remaining > 0;
+    const next = below.find(hasWork) || tabs.find(hasWork) || below[0];
+    if (next) {
+      activate(next);
+      if (!hasWork(next)) toast('Your labels are being applied; this stage fills in as Dagster runs.');
+    } else toast('Everything here is labeled; Dagster picks the labels up within seconds.');
   }
 
   // ---- actions per kind ---------------------------------------------------------------------------------
