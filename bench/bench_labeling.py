@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_labeling.py [--images 210] [--presses 200] [--cadence-ms 250] [--workdir DIR]
 
-Photos: the sample wallpapers of /work/shared/sample-images (or --photos), upscaled to 2-5 MP with a small
+Photos: the bundled demo wallpapers (or --photos), upscaled to 2-5 MP with a small
 per-copy variation, so each of the --images files is a distinct image. Workflow: `Load >> HumanFilter >> Save`,
 three times over the same photos (domains cold / warm / flat), automated stages run Dagster-free.
 
@@ -46,7 +46,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
-SAMPLES = Path("/work/shared/sample-images")
+SAMPLES = ROOT / "beprepared_dagster" / "demo" / "images"  # or --photos: any folder of photos
 SEED = 20261125
 ORIGINAL = "original beprepared (reference §3, this kind of machine): p50 95 ms, p95 572 ms painted"
 WORKFLOWS = """

@@ -4,7 +4,7 @@
 
 The node methods are called directly (`process` in TransformNode batches of 64, `features` in the executor's
 feature batches of 64, `decide` once), on a real object store; no DuckDB, no Dagster. The data set is made
-once in `--workdir` (reused when present): photos from /work/shared/sample-images (or the demo images)
+once in `--workdir` (reused when present): photos from the bundled demo images
 cropped, resized to a 1400-2200 px long edge, colour-jittered, given film grain and saved as JPEG q88-95, so
 each is a few hundred KB; every 10th image is a half-size q75 re-encode of the one before (a near-duplicate
 FuzzyDedupe should drop).
@@ -44,7 +44,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SEED = 20241125
-SOURCES = [Path("/work/shared/sample-images"), ROOT / "beprepared_dagster" / "demo" / "images"]
+SOURCES = [ROOT / "beprepared_dagster" / "demo" / "images"]
 BATCH = 64
 
 
