@@ -29,6 +29,7 @@ from beprepared_dagster.nodes import (
     HumanTag,
     Image,
     Info,
+    JoyCaptionBetaOne,
     Load,
     Map,
     MapCaption,
@@ -46,6 +47,7 @@ from beprepared_dagster.nodes import (
     Take,
     Upscale,
     UpscaleMethod,
+    VLMCaption,
 )
 from beprepared_dagster.workflow import Node, Workflow, Workspace
 
@@ -71,6 +73,7 @@ __all__ = [
     "HumanTag",
     "Image",
     "Info",
+    "JoyCaptionBetaOne",
     "Load",
     "Map",
     "MapCaption",
@@ -90,6 +93,7 @@ __all__ = [
     "Take",
     "Upscale",
     "UpscaleMethod",
+    "VLMCaption",
     "Workflow",
     "WorkflowError",
     "Workspace",

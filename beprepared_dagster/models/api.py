@@ -97,7 +97,9 @@ class Backend:
     device works on the previous batch.
     """
 
-    def __init__(self, model: ResolvedModel, device: str, dtype: str, quantize: str | None, **args: Any) -> None:
+    def __init__(
+        self, model: ResolvedModel, device: str, dtype: str, quantize: str | None, **args: Any
+    ) -> None:
         self.model, self.device, self.dtype, self.quantize, self.args = model, device, dtype, quantize, args
 
     def load(self) -> None:

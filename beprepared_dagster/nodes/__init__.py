@@ -24,6 +24,7 @@ from beprepared_dagster.nodes.scaling import Downscale, DownscaleMethod, Upscale
 from beprepared_dagster.nodes.setlevel import Shuffle, Sorted, Take
 from beprepared_dagster.nodes.tags import AddTags, RemoveTags, RewriteTags
 from beprepared_dagster.nodes.utils import Apply, Fail, Info, Map, Passthrough, Sleep
+from beprepared_dagster.nodes.vlm_caption import JoyCaptionBetaOne, VLMCaption
 
 __all__ = [
     "AddTags",
@@ -46,6 +47,7 @@ __all__ = [
     "HumanTag",
     "Image",
     "ImageNode",
+    "JoyCaptionBetaOne",
     "Info",
     "Load",
     "Map",
@@ -69,4 +71,5 @@ __all__ = [
     "TransformNode",
     "Upscale",
     "UpscaleMethod",
+    "VLMCaption",
 ]

@@ -72,7 +72,9 @@ class ModelNode(ImageNode):
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if devices is not None and (isinstance(devices, str) or not all(isinstance(d, str) for d in devices)):
-            raise ValueError(f"devices must be a list of device names like ['cuda:0', 'cuda:1'], got {devices!r}")
+            raise ValueError(
+                f"devices must be a list of device names like ['cuda:0', 'cuda:1'], got {devices!r}"
+            )
         self.model = str(model or self.default_model)
         self.revision = revision
         self.model_batch_size = batch_size or self.default_batch_size
@@ -107,7 +109,9 @@ class ModelNode(ImageNode):
         raise NotImplementedError
 
     def process(self, images: list[Image], ctx: NodeContext) -> list[Outcome]:
-        raise TypeError(f"{type(self).__name__} runs through the model runtime (orchestration/stage_model.py)")
+        raise TypeError(
+            f"{type(self).__name__} runs through the model runtime (orchestration/stage_model.py)"
+        )
 
 
 class CaptionNode(ModelNode):

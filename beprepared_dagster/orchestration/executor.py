@@ -26,6 +26,7 @@ from beprepared_dagster.nodes.base import (
     SourceNode,
 )
 from beprepared_dagster.nodes.load import PROBE_FINGERPRINT, Load
+from beprepared_dagster.nodes.model import ModelNode
 from beprepared_dagster.orchestration.progress import StageProgress
 from beprepared_dagster.store import cache, files, stages
 from beprepared_dagster.store.objects import ChangedFile
@@ -133,6 +134,10 @@ class StageExecutor:
             from beprepared_dagster.orchestration.stage_set import run_set
 
             run_set(self, stage, keys, report)
+        elif isinstance(node, ModelNode):
+            from beprepared_dagster.orchestration.stage_model import run_model_stage
+
+            run_model_stage(self, stage, keys, report)
         elif isinstance(node, ImageNode):
             self._run_images(stage, keys, report)
         else:

@@ -65,7 +65,9 @@ def owner(workflow: Workflow, stage_name: str) -> str | None:
     return max(seen, key=lambda s: order.index(s.name)).name
 
 
-def plan(store: WorkspaceStore, workflow: Workflow, all_keys: list[str]) -> Plan:
+def plan(store: WorkspaceStore, workflow: Workflow, all_keys: list[str], retry_before: Any = None) -> Plan:
+    """What to run next. `retry_before`: retry outcomes flagged for retry before this time (a headless run
+    passes its start time; the sensors pass nothing, so a failing image is not retried every tick)."""
     result = Plan()
     stale: dict[str, set[str]] = {}
     blocked: dict[str, set[str]] = {}
@@ -77,7 +79,9 @@ def plan(store: WorkspaceStore, workflow: Workflow, all_keys: list[str]) -> Plan
         settled: dict[str, set[str]] = {}  # blocked at a stage, but with an up-to-date row there
         for stage in partitioned_stages(workflow):
             inputs = [i.name for i in stage.inputs]
-            own = stages.stale_images(conn, workflow.name, stage.name, stage.fingerprint, inputs, all_keys)
+            own = stages.stale_images(
+                conn, workflow.name, stage.name, stage.fingerprint, inputs, all_keys, retry_before
+            )
             upstream_stale = set().union(*(stale.get(i, set()) for i in inputs))
             held = set().union(*(blocked.get(i, set()) for i in inputs))
             # An image waiting above whose "waiting" row there is settled must still reach this stage when

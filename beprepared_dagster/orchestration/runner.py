@@ -63,8 +63,10 @@ def run_workflow(
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     sinks = [asset_key(workflow, s) for s in workflow.stages if isinstance(s.node, SinkNode)]
     done, rounds = 0, 0
+    with store.db.connect() as conn:  # outcomes flagged for retry before this run are computed again
+        started = conn.execute("SELECT current_timestamp::TIMESTAMP").fetchone()[0]
     while True:
-        planned = plan(store, workflow, all_keys)
+        planned = plan(store, workflow, all_keys, retry_before=started)
         if planned.runs:
             rounds += 1
             if rounds > len(workflow.stages) + 3:

@@ -10,6 +10,9 @@ from typing import Any
 KEPT, REJECTED, ABSENT, ERROR = "kept", "rejected", "absent", "error"
 # Waiting for a person at a human stage (and below it): not exported, replanned once labeled.
 PENDING = "pending"
+# Reason prefix of a row whose outcome was not cached (a model's empty or refused output): the next run
+# computes it again (see `stale_images`'s `retry_before`).
+RETRY = "retry: "
 
 
 @dataclass
@@ -130,16 +133,26 @@ def _newest(conn: Any, workflow: str, stages: list[str], image_ids: list[str]) -
 
 
 def stale_images(
-    conn: Any, workflow: str, stage: str, fingerprint: str, upstream: list[str], image_ids: list[str]
+    conn: Any,
+    workflow: str,
+    stage: str,
+    fingerprint: str,
+    upstream: list[str],
+    image_ids: list[str],
+    retry_before: Any = None,
 ) -> set[str]:
-    """Images whose row for `stage` is missing, was made with another fingerprint, or is older than an
-    upstream row (the upstream was recomputed since)."""
+    """Images whose row for `stage` is missing, was made with another fingerprint, is older than an
+    upstream row (the upstream was recomputed since), or failed. With `retry_before` (a timestamp), also
+    those whose outcome this stage flagged for retry (not cached) before that time: a new run retries them,
+    the rounds of one run do not loop on them."""
     rows = conn.execute(
         """
         WITH wanted AS (SELECT unnest(?::VARCHAR[]) AS image_id),
         mine AS (
             SELECT image_id, min(fingerprint) AS fp, max(fingerprint) AS fp2, min(updated_at) AS at,
-                   bool_or(status = 'error') AS failed
+                   bool_or(status = 'error') AS failed,
+                   min(updated_at) FILTER (WHERE starts_with(coalesce(reason, ''), ?)
+                                           AND (status = 'kept' OR at_stage = ?)) AS retry_at
             FROM stage_rows WHERE workflow = ? AND stage = ? GROUP BY image_id
         ),
         ups AS (
@@ -149,8 +162,21 @@ def stale_images(
         SELECT w.image_id FROM wanted w
         LEFT JOIN mine m USING (image_id) LEFT JOIN ups u USING (image_id)
         WHERE m.image_id IS NULL OR m.failed OR m.fp <> ? OR m.fp2 <> ? OR (u.at IS NOT NULL AND u.at > m.at)
+           OR (?::TIMESTAMP IS NOT NULL AND m.retry_at < ?::TIMESTAMP)
         """,
-        [image_ids, workflow, stage, workflow, upstream, fingerprint, fingerprint],
+        [
+            image_ids,
+            RETRY,
+            stage,
+            workflow,
+            stage,
+            workflow,
+            upstream,
+            fingerprint,
+            fingerprint,
+            retry_before,
+            retry_before,
+        ],
     ).fetchall()
     return {r[0] for r in rows}
 

@@ -1,0 +1,1 @@
+"""Backends: how one model family runs on one device (see `models.api.Backend`)."""
