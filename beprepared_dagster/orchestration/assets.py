@@ -13,6 +13,7 @@ from beprepared_dagster.export.dataset import STATS_HTML
 from beprepared_dagster.export.folder import ExportReport
 from beprepared_dagster.labeling.urls import tab_url
 from beprepared_dagster.nodes.base import HumanNode, SinkNode
+from beprepared_dagster.nodes.model import ModelNode
 from beprepared_dagster.orchestration import metadata
 from beprepared_dagster.orchestration.executor import StageExecutor
 from beprepared_dagster.orchestration.export import run_save
@@ -105,8 +106,14 @@ def _partitioned_asset(
         warnings.simplefilter(
             "ignore", dg.BetaWarning
         )  # backfill_policy is beta; it is the point of the design
+        # Model stages share the `gpu` pool: with more than one run at a time allowed, `dagster instance
+        # concurrency set gpu 1` keeps two runs from loading models onto the same cards.
+        pool = {"pool": "gpu"} if isinstance(stage.node, ModelNode) else {}
         return dg.asset(
-            partitions_def=parts, backfill_policy=dg.BackfillPolicy.single_run(), **_common(workflow, stage)
+            partitions_def=parts,
+            backfill_policy=dg.BackfillPolicy.single_run(),
+            **pool,
+            **_common(workflow, stage),
         )(_stage_asset)
 
 

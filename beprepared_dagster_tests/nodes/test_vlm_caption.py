@@ -178,3 +178,16 @@ def test_on_error_reject_drops_the_image_from_the_export(pictures, workspace_dir
 def test_bad_parameters_fail_when_the_workflow_loads(kwargs, message):
     with pytest.raises(WorkflowError, match=r"^JoyCaptionBetaOne: .*" + re.escape(message)):
         JoyCaptionBetaOne(**kwargs)
+
+
+def test_model_stages_share_the_gpu_pool_and_other_stages_do_not(pictures, workspace_dir, tiny_llava):
+    from beprepared_dagster.orchestration.defs import build_definitions
+
+    workflow = flow(pictures, workspace_dir, VLMCaption(model=str(tiny_llava)))
+    pools = {
+        a.key.path[-1]: a.node_def.pool
+        for a in build_definitions([workflow]).assets
+        if a.key.path[0] == "cap"
+    }
+    assert pools["vlm_caption"] == "gpu"
+    assert pools["load"] is None
