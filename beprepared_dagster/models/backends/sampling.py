@@ -36,6 +36,8 @@ def seeded_sampler(seeds: list[int], temperature: float, top_p: float) -> Any:
 def generation_kwargs(args: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
     """`generate` arguments from a node's generation parameters; temperature 0 means greedy."""
     kwargs: dict[str, Any] = {"max_new_tokens": int(args.get("max_new_tokens", 300)), "do_sample": False}
+    if args.get("min_new_tokens"):  # benchmarks force a fixed number of new tokens
+        kwargs["min_new_tokens"] = int(args["min_new_tokens"])
     temperature = float(args.get("temperature", 0.0) or 0.0)
     if temperature > 0:
         kwargs["logits_processor"] = [seeded_sampler(seeds, temperature, float(args.get("top_p", 1.0)))]
