@@ -5,7 +5,7 @@ TORCH ?= 2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test test-fast lint bench bench-bookkeeping clean
+.PHONY: help demo test test-fast lint bench bench-bookkeeping bench-captioning clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,6 +36,9 @@ bench: $(STAMP)  ## pipeline benchmark (prints figures; N=2000 by default)
 
 bench-bookkeeping: $(STAMP)  ## Dagster bookkeeping per (stage, image), N=2000/10000, 100k scale (~20 min)
 	$(BIN)/python bench/bench_bookkeeping.py
+
+bench-captioning: $(STAMP)  ## captioning runtime vs a plain generate loop (tiny LLaVA on the CPU)
+	$(BIN)/python bench/bench_captioning.py
 
 clean:  ## remove the virtualenv and the demo workspace
 	rm -rf $(VENV) workspace
