@@ -31,6 +31,8 @@ class ModelSpec:
         allow_patterns: the files to fetch when downloading (None: the whole repository).
         trust_remote_code: whether the checkpoint's own modeling code may run (logged when True).
         repo_type: "model" or "space" (the JoyCaption Alpha checkpoints live in Hugging Face spaces).
+        subfolder: the folder inside the repository that holds the checkpoint (None: its root); the backend
+            reads `ResolvedModel.path / subfolder`, and `required_files` / `allow_patterns` carry the prefix.
     """
 
     model: str
@@ -40,6 +42,7 @@ class ModelSpec:
     allow_patterns: tuple[str, ...] | None = None
     trust_remote_code: bool = False
     repo_type: str = "model"
+    subfolder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,10 @@ class ResolvedModel:
 
     @property
     def label(self) -> str:
-        """`<id>@<commit>` (or the folder path): recorded beside every result as `caption_model` etc."""
-        return f"{self.spec.model}@{self.commit}" if self.commit else self.spec.model
+        """`<id>@<commit>` (or the folder path): recorded beside every result as `caption_model` etc. A
+        checkpoint in a subfolder reads `<id>/<subfolder>@<commit>`."""
+        name = f"{self.spec.model}/{self.spec.subfolder}" if self.spec.subfolder else self.spec.model
+        return f"{name}@{self.commit}" if self.commit else name
 
 
 @dataclass(frozen=True)

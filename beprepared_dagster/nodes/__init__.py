@@ -17,8 +17,13 @@ from beprepared_dagster.nodes.convert_format import ConvertFormat
 from beprepared_dagster.nodes.crop import CropToAspect
 from beprepared_dagster.nodes.dedupe import ExactDedupe, FuzzyDedupe
 from beprepared_dagster.nodes.filters import Filter, FilterByAspectRatio, FilterBySize
+from beprepared_dagster.nodes.florence2 import Florence2Caption, Florence2Task
+from beprepared_dagster.nodes.gemma3_caption import Gemma3Caption
 from beprepared_dagster.nodes.human import HumanCaption, HumanFilter, HumanTag
+from beprepared_dagster.nodes.joycaption_alpha import JoyCaptionAlphaOne, JoyCaptionAlphaTwo
+from beprepared_dagster.nodes.llama_caption import LlamaCaption
 from beprepared_dagster.nodes.load import Load
+from beprepared_dagster.nodes.qwen_caption import QwenVLCaption
 from beprepared_dagster.nodes.save import Save, SaveImageFolder, SaveKohya
 from beprepared_dagster.nodes.scaling import Downscale, DownscaleMethod, Upscale, UpscaleMethod
 from beprepared_dagster.nodes.setlevel import Shuffle, Sorted, Take
@@ -40,15 +45,21 @@ __all__ = [
     "FilterByAspectRatio",
     "FilterBySize",
     "FilterNode",
+    "Florence2Caption",
+    "Florence2Task",
     "FuzzyDedupe",
+    "Gemma3Caption",
     "HumanCaption",
     "HumanFilter",
     "HumanNode",
     "HumanTag",
     "Image",
     "ImageNode",
+    "JoyCaptionAlphaOne",
+    "JoyCaptionAlphaTwo",
     "JoyCaptionBetaOne",
     "Info",
+    "LlamaCaption",
     "Load",
     "Map",
     "MapCaption",
@@ -56,6 +67,7 @@ __all__ = [
     "Outcome",
     "Passthrough",
     "PropertyNode",
+    "QwenVLCaption",
     "RemoveTags",
     "RewriteTags",
     "Save",
