@@ -4,7 +4,6 @@ after the workspace store, and `dev` to open `dagster dev` on the workspace."""
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -33,22 +32,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.workspace:
         os.environ[WORKSPACE_ENV] = str(resolve_workspace_dir(args.workspace))
-    _configure_logging(getattr(args, "verbose", False))
+    console.configure_logging(getattr(args, "verbose", False))
     try:
         return args.func(args)
     except BeprepareError as exc:
         console.error(str(exc))
         return 1
-    except KeyboardInterrupt:
-        console.error("stopped by user")
+    except KeyboardInterrupt as exc:  # the runner's Stopped says what was kept
+        console.stopped(str(exc) or "stopped by user")
         return 130
-
-
-def _configure_logging(verbose: bool) -> None:
-    handler = console.ConsoleHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
-    logging.getLogger("beprepared").setLevel(logging.INFO)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "workflows", nargs="*", type=Path, help="workflow files (default: $BEPREPARED_WORKFLOWS or the demo)"
     )
-    dev.add_argument("-p", "--port", type=int, default=3000, help="webserver port (default 3000)")
+    dev.add_argument(
+        "-p", "--port", type=int, help="webserver port (default 3000, or the next free one when it is taken)"
+    )
     dev.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     return parser
 
@@ -85,7 +79,7 @@ _EXEC_HELP = """Run a workflow given as Python code; the node classes are alread
 
 example: beprepared -w dogs exec "Load('raw') >> FilterBySize(min_edge=512) >> Save('out')\""""
 _DEV_HELP = """Start `dagster dev` with DAGSTER_HOME inside the workspace, so run history (half of the cache)
-survives restarts.
+survives restarts. The workspace is the one the workflow files name (-w, when given, must agree).
 
 example: beprepared -w dogs dev flow.py --port 3001"""
 
@@ -116,42 +110,20 @@ def _run_parsers(commands: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from beprepared_dagster.orchestration.loader import load_file
+    from beprepared_dagster.orchestration.runner import check_load_folders
 
-    workflows = load_file(args.script.resolve())
+    # exec's code comes from the command line: its relative paths are the shell's, not the temp file's
+    workflows = load_file(args.script.resolve(), base_dir=getattr(args, "base_dir", None))
+    for workflow in workflows:  # every workflow of the file, before any of them runs
+        check_load_folders(workflow)
     extra = {"wait": False} if args.no_wait else {}
     for workflow in workflows:
         with console.Progress(workflow.name) as bar:
             summary = workflow.run(
                 progress=bar.update, log_level="INFO" if args.verbose else "ERROR", **extra
             )
-        _print_summary(workflow, summary)
+        console.print_summary(workflow, summary)
     return 0
-
-
-def _print_summary(workflow: Any, summary: Any) -> None:
-    from beprepared_dagster.nodes.base import SinkNode
-    from beprepared_dagster.store import stages
-    from beprepared_dagster.store.workspace import WorkspaceStore
-
-    style = console.Style(sys.stdout)
-    print(
-        f"{style(workflow.name, 'bold')}: {summary.new_images} new image(s), {len(summary.runs)} stage run(s), "
-        + (
-            style("waiting for labels", "yellow")
-            if getattr(summary, "waiting", None)
-            else style("done", "green")
-        )
-    )
-    store = WorkspaceStore(workflow.workspace_dir)
-    with store.db.connect() as conn:
-        for stage in workflow.stages:
-            if isinstance(stage.node, SinkNode):
-                target = store.resolve_output(stage.node.params.get("dir"))
-                print(f"  {stage.name:<24} {style('→', 'dim')} {target}")
-                continue
-            counts = stages.counts(conn, workflow.name, stage.name)
-            shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "not run"
-            print(f"  {stage.name:<24} {shown}")
 
 
 def _exec(args: argparse.Namespace) -> int:
@@ -160,7 +132,7 @@ def _exec(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "exec.py"
         script.write_text(f"from beprepared_dagster import *\n{args.code}\n")
-        args.script = script
+        args.script, args.base_dir = script, Path.cwd()
         return _run(args)
 
 
@@ -313,21 +285,70 @@ def _print_import(r: Any) -> None:
         print(f"    {n:>8}  {style(reason, 'yellow')}")
 
 
+# `dagster dev` warns on every start that `dg dev` supersedes it; `dg` needs a dg project (dagster-dg-cli and
+# its pyproject layout), which a folder of workflow files is not. Only that one warning is silenced.
+SUPERSEDED_DEV_WARNING = "ignore:Function `dev_command` is superseded:FutureWarning"
+DEFAULT_DEV_PORT = 3000
+
+
 def _dev(args: argparse.Namespace) -> int:
     from beprepared_dagster.orchestration.instance import apply_event_batching_env, ensure_dagster_home
-    from beprepared_dagster.orchestration.loader import WORKFLOWS_ENV
+    from beprepared_dagster.orchestration.loader import WORKFLOWS_ENV, workflow_files
     from beprepared_dagster.store.workspace import WorkspaceStore
 
-    store = WorkspaceStore(resolve_workspace_dir(args.workspace))
+    files = [p.resolve() for p in args.workflows] or workflow_files()
+    store = WorkspaceStore(_dev_workspace(files, args.workspace))
+    port = _dev_port(args.host, args.port)
     apply_event_batching_env()  # webserver, daemon and run workers all write events: they inherit it
     env = dict(os.environ, DAGSTER_HOME=str(ensure_dagster_home(store)), **{WORKSPACE_ENV: str(store.root)})
-    if args.workflows:
-        env[WORKFLOWS_ENV] = os.pathsep.join(str(p.resolve()) for p in args.workflows)
-    command = [sys.executable, "-m", "dagster", "dev", "-m", "beprepared_dagster.definitions"]
-    command += ["-h", args.host, "-p", str(args.port)]
-    print(f"workspace {store.root}; Dagster UI on http://{args.host}:{args.port}", file=sys.stderr)
+    env[WORKFLOWS_ENV] = os.pathsep.join(str(p) for p in files)
+    command = [sys.executable, "-W", SUPERSEDED_DEV_WARNING, "-m", "dagster", "dev"]
+    command += ["-m", "beprepared_dagster.definitions", "-h", args.host, "-p", str(port)]
+    print(f"workspace {store.root}; Dagster UI on http://{args.host}:{port}", file=sys.stderr)
     os.execve(sys.executable, command, env)
     return 0  # not reached
+
+
+def _dev_workspace(files: list[Path], chosen: str | None) -> Path:
+    """The one workspace the workflow files use (a file without `Workspace(dir)` uses -w, else
+    $BEPREPARED_WORKSPACE or ./workspace); -w naming another one is an error, not silently ignored."""
+    from beprepared_dagster.orchestration.loader import load_file
+
+    used: dict[Path, Path] = {}  # workspace → the first file that uses it
+    for path in files:
+        for workflow in load_file(path):
+            used.setdefault(workflow.workspace_dir, path)
+    if len(used) > 1:
+        listed = "; ".join(f"{path.name} uses {ws}" for ws, path in used.items())
+        raise BeprepareError(f"`beprepared dev` serves one workspace, but {listed}: start one per workspace")
+    workspace, path = next(iter(used.items()))
+    if chosen is not None and resolve_workspace_dir(chosen) != workspace:
+        raise BeprepareError(
+            f"-w {chosen} disagrees with {path.name}, which uses the workspace {workspace}: drop -w or "
+            "change the file"
+        )
+    return workspace
+
+
+def _dev_port(host: str, port: int | None) -> int:
+    """The webserver's port: the one asked for if it is free (else an error naming it), or the first free
+    one from 3000 (saying so when 3000 is taken), so Dagster never starts its daemon without a UI."""
+    from beprepared_dagster.labeling.config import next_free_port, port_is_free
+
+    if port is not None:
+        if not port_is_free(host, port):
+            raise BeprepareError(
+                f"port {port} on {host} is taken (another dagster dev?); choose another with -p"
+            )
+        return port
+    chosen = next_free_port(host, DEFAULT_DEV_PORT)
+    if chosen is None:
+        raise BeprepareError(
+            f"ports {DEFAULT_DEV_PORT}-{DEFAULT_DEV_PORT + 19} on {host} are taken; choose one with -p"
+        )
+    if chosen != DEFAULT_DEV_PORT:
+        console.warn(f"port {DEFAULT_DEV_PORT} is taken; the Dagster UI uses port {chosen}")
+    return chosen
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""Terminal output for the `beprepared` command: colour only on a terminal (never when piped, never with
-`NO_COLOR` set, see https://no-color.org), and a progress bar on stderr that redraws in place on a
-terminal and prints an occasional plain line when piped."""
+"""Terminal output for the `beprepared` command and `python flow.py`: colour only on a terminal (never when
+piped, never with `NO_COLOR` set, see https://no-color.org), a progress bar on stderr that redraws in place
+on a terminal and prints an occasional plain line when piped, and a script's one-line errors and stops."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ import os
 import shutil
 import sys
 import time
-from typing import TextIO
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+from beprepared_dagster.errors import BeprepareError
 
 _CODES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "blue": "34", "cyan": "36"}
 BAR_WIDTH = 28
@@ -73,6 +77,8 @@ class Progress:
         self._last_print = 0.0
         self._drawn = 0
         self._last_state: tuple | None = None
+        self._segment: tuple[str, int] | None = None  # (label, total) the rate is measured over
+        self._segment_start = (0.0, 0)  # (time, done) when it began
 
     def __enter__(self) -> Progress:
         global _ACTIVE
@@ -83,7 +89,9 @@ class Progress:
         self.close()
 
     def update(self, done: int, total: int, label: str = "") -> None:
-        """Show `done` of `total` units finished, working on `label`."""
+        """Show `done` of `total` units finished, working on `label` (with the rate and time left once
+        the same label and total have been updated for a while)."""
+        label = f"{label} {self._rate(done, total, label)}".strip()
         if self.live:
             self._redraw(done, total, label)
             return
@@ -94,6 +102,19 @@ class Progress:
             self.stream.flush()
             self._last_print = now
         self._last_state = (done, total)
+
+    def _rate(self, done: int, total: int, label: str) -> str:
+        now = time.monotonic()
+        if self._segment != (label, total) or done < self._segment_start[1]:
+            self._segment, self._segment_start = (label, total), (now, done)
+            return ""
+        began, first = self._segment_start
+        elapsed, count = now - began, done - first
+        if elapsed < 1.0 or count <= 0:
+            return ""
+        rate = count / elapsed
+        text = f"{rate:.1f}/s" if rate < 10 else f"{rate:.0f}/s"
+        return text + (f", {_duration((total - done) / rate)} left" if done < total else "")
 
     def close(self) -> None:
         """End the bar's line (on a terminal)."""
@@ -125,6 +146,17 @@ class Progress:
         self.stream.flush()
         self._drawn = len(head) + len(tail)
         self._last_state = (done, total, label)  # type: ignore[assignment]
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
 
 
 def _is_tty(stream: TextIO) -> bool:
@@ -166,3 +198,75 @@ class ConsoleHandler(logging.Handler):
             self.stream.flush()
         except Exception:
             self.handleError(record)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Log lines on stderr through `ConsoleHandler`: beprepared's own from INFO, other libraries' (Dagster's
+    included) from WARNING, or from INFO with `verbose`."""
+    handler = ConsoleHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("beprepared").setLevel(logging.INFO)
+
+
+def stopped(message: str) -> None:
+    """Print the line that says a run was stopped (Ctrl-C) on stderr."""
+    style = Style(sys.stderr)
+    print(style(message or "stopped", "yellow"), file=sys.stderr)
+
+
+def called_as_script() -> bool:
+    """Whether the code that called into beprepared is a script's top level (`python flow.py`,
+    `python -m pkg.flow`), not a library, a test or an interactive session."""
+    if hasattr(sys, "ps1") or sys.flags.interactive:
+        return False
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if name != "beprepared_dagster" and not name.startswith("beprepared_dagster."):
+            return name == "__main__"
+        frame = frame.f_back
+    return False
+
+
+@contextmanager
+def script_session(title: str) -> Iterator[Progress]:
+    """What `beprepared run` does around a run, for a script: log lines on the console (unless the script
+    configured logging itself), a progress bar, and an error or a stop as one line that ends the script
+    with exit status 1 or 130 instead of a traceback."""
+    if not logging.getLogger().handlers:
+        configure_logging()
+    try:
+        with Progress(title) as bar:
+            yield bar
+    except BeprepareError as exc:
+        error(str(exc))
+        raise SystemExit(1) from None
+    except KeyboardInterrupt as exc:
+        stopped(str(exc) or "stopped")
+        raise SystemExit(130) from None
+
+
+def print_summary(workflow: Any, summary: Any) -> None:
+    """What a headless run did, on stdout: new images, runs, and each stage's counts (or its export)."""
+    from beprepared_dagster.nodes.base import SinkNode
+    from beprepared_dagster.store import stages
+    from beprepared_dagster.store.workspace import WorkspaceStore
+
+    style = Style(sys.stdout)
+    state = style("waiting for labels", "yellow") if summary.waiting else style("done", "green")
+    print(
+        f"{style(workflow.name, 'bold')}: {summary.new_images} new image(s), "
+        f"{len(summary.runs)} stage run(s), {state}"
+    )
+    store = WorkspaceStore(workflow.workspace_dir)
+    with store.db.connect() as conn:
+        for stage in workflow.stages:
+            if isinstance(stage.node, SinkNode):
+                target = store.resolve_output(stage.node.params.get("dir"))
+                print(f"  {stage.name:<24} {style('→', 'dim')} {target}")
+                continue
+            counts = stages.counts(conn, workflow.name, stage.name)
+            empty = "no images" if not summary.images else "not run"
+            shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or empty
+            print(f"  {stage.name:<24} {shown}")

@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +76,35 @@ def port_from_env() -> int:
     if not 0 <= port <= 65535:
         raise LabelingConfigError(f"{PORT_ENV}={raw!r} is outside 0-65535")
     return port
+
+
+def port_is_explicit() -> bool:
+    """Whether the user chose where the app is reached (a port or a public URL): then a taken port is an
+    error, not a reason to move to another one."""
+    return bool(os.environ.get(PORT_ENV, "").strip() or os.environ.get(URL_ENV, "").strip())
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether `host:port` can be bound now (as a server binds it: SO_REUSEADDR, so a closed connection's
+    TIME_WAIT does not count as taken). A host that cannot be bound at all raises `LabelingConfigError`."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise LabelingConfigError(f"cannot bind {host}:{port}: {exc.strerror or exc}") from None
+    return True
+
+
+def next_free_port(host: str, start: int, tries: int = 20) -> int | None:
+    """The first port from `start` (up to `tries` of them) that `host` can bind, or None."""
+    for port in range(start, min(start + tries, 65536)):
+        if port_is_free(host, port):
+            return port
+    return None
 
 
 def parse_auth(value: str | None) -> list[tuple[str, str]] | None:

@@ -6,14 +6,19 @@
   dev` exits (even on SIGKILL), and after a code-location reload the new code server takes the port over
   as soon as the old one is gone.
 - A headless `workflow.run()`: the runner calls `ensure_serving`, which serves from its own process unless the
-  configured port already serves the labeling app (a `dagster dev` next to it).
+  configured port already serves the labeling app with the workflow's tabs (a `dagster dev` next to it).
+  When the port is taken otherwise (another program, or an app without these tabs), it serves on the next
+  free port and says so, or, when the user chose the port (or the public URL), fails naming it: it never
+  waits on an app that cannot serve.
 - `python -m beprepared_dagster.labeling`: standalone.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -56,8 +61,8 @@ def start_with_code_server(workflows: list[Workflow], argv: list[str] | None = N
 
 
 def ensure_serving(workflows: list[Workflow], timeout: float = 60) -> LabelingServer | None:
-    """Serve `workflows` from this process, unless the configured port already serves the labeling app
-    (then its tabs are used; a warning names any stage it lacks). Returns the server started, if any."""
+    """Serve `workflows` from this process, unless the configured port already serves the labeling app with
+    their tabs. Returns the server started, if any; raises `LabelingConfigError` when it cannot serve."""
     global _running
     if not has_human_stage(workflows) or config.mode() == "off":
         return None
@@ -65,23 +70,38 @@ def ensure_serving(workflows: list[Workflow], timeout: float = 60) -> LabelingSe
     if _running is not None:
         return _running
     served = probe(settings)
+    problem = None
     if served is not None:
         wanted = {f"{w.name}/{s.name}" for w in workflows for s in w.stages if isinstance(s.node, HumanNode)}
-        missing = sorted(wanted - set(served)) if served else []
-        if missing:
-            log.warning(
-                "the labeling app on %s does not serve %s; stop it or set %s to another port",
-                settings.url,
-                ", ".join(missing),
-                config.PORT_ENV,
-            )
-        return None
-    _running = LabelingServer(workflows, settings).start()
-    if not _running.wait_ready(timeout):
-        log.warning(
-            "the labeling app did not come up within %.0fs (%s)", timeout, _running.error or "port busy"
+        missing = sorted(wanted - set(served)) if served else []  # [] behind a login: trust it
+        if not missing:
+            return None
+        problem = f"the labeling app on {settings.url} does not serve {', '.join(missing)}"
+    elif not config.port_is_free(settings.host, settings.port):
+        problem = f"port {settings.port} ({settings.host}) is taken by another program"
+    if problem:
+        settings = _another_port(settings, problem)
+    server = LabelingServer(workflows, settings).start()
+    if not server.wait_ready(timeout):
+        server.stop(timeout=1)
+        raise config.LabelingConfigError(
+            f"the labeling app did not come up on {settings.host}:{settings.port} within {timeout:.0f}s"
+            f" ({server.error or 'port busy'}); set {config.PORT_ENV} to a free port"
         )
+    _running = server
     return _running
+
+
+def _another_port(settings: config.LabelingSettings, problem: str) -> config.LabelingSettings:
+    """Move to the next free port (and say so), or fail when the user chose this one."""
+    if config.port_is_explicit():
+        raise config.LabelingConfigError(f"{problem}; set {config.PORT_ENV} to a free port")
+    port = config.next_free_port(settings.host, settings.port + 1)
+    if port is None:
+        raise config.LabelingConfigError(f"{problem}, and so are the next ports; set {config.PORT_ENV}")
+    os.environ[config.PORT_ENV] = str(port)  # every tab URL printed from now on points there
+    log.warning("%s; the labeling app serves on port %d instead", problem, port)
+    return dataclasses.replace(settings, port=port)
 
 
 def probe(settings: config.LabelingSettings, timeout: float = 2.0) -> list[str] | None:

@@ -20,6 +20,7 @@ from beprepared_dagster.nodes.base import SourceNode
 from beprepared_dagster.nodes.imaging import IMAGE_EXTENSIONS
 from beprepared_dagster.store.files import FileEntry
 from beprepared_dagster.store.objects import hash_file
+from beprepared_dagster.store.workspace import resolve_in_workflow
 
 PROBE_VERSION = 1
 # The probe depends only on the bytes, so its cache key is shared by every Load of every workflow.
@@ -32,7 +33,8 @@ class Load(SourceNode):
     """Recursively ingest the images under `dir` (`.jpg .jpeg .png .webp .gif .bmp .tif .tiff`, any case).
 
     Args:
-        dir: the folder to read. Relative paths are resolved against the current directory.
+        dir: the folder to read. A relative path is relative to the workflow file's folder (the current
+            directory outside a workflow file).
     """
 
     version: ClassVar[int] = 1
@@ -41,10 +43,11 @@ class Load(SourceNode):
     def __init__(self, dir: str | os.PathLike) -> None:
         if not isinstance(dir, str | os.PathLike) or not str(dir):
             raise ValueError(f"dir must be a folder path, got {dir!r}")
-        self.dir = Path(dir).expanduser().resolve()
+        self.dir = resolve_in_workflow(dir)
         self.params["dir"] = str(self.dir)
 
     def check_folder(self) -> None:
+        """Raise `FileNotFoundError` / `NotADirectoryError` naming the folder when it cannot be scanned."""
         if not self.dir.exists():
             raise FileNotFoundError(f"Load: folder {self.dir} does not exist")
         if not self.dir.is_dir():
@@ -106,11 +109,20 @@ def scan_folder(
             ordered.setdefault(hashes[path], None)
     result.hashes = list(ordered)
     if log:
-        for path, problem in result.problems:
-            old = index.get(path)
-            if not old or old.error != problem:
-                log(f"skipped {path}: {problem}")
+        _log_scan(root, index, result, log)
     return result
+
+
+def _log_scan(
+    root: Path, index: dict[str, FileEntry], result: ScanResult, log: Callable[[str], None]
+) -> None:
+    """New problems, once each; and an empty folder, which otherwise only shows as nothing happening."""
+    for path, problem in result.problems:
+        old = index.get(path)
+        if not old or old.error != problem:
+            log(f"skipped {path}: {problem}")
+    if not result.files and not result.problems:
+        log(f"Load: no images found in {root} (looked for {' '.join(sorted(IMAGE_EXTENSIONS))}, any case)")
 
 
 def _hash_or_error(path: str) -> tuple[str | None, str | None]:

@@ -4,6 +4,10 @@ workspace's persistent instance, so the history is the same one `dagster dev` sh
 Only what is stale runs (see planning.py): grouped into contiguous insertion-order ranges, one run per (range,
 stage selection), re-planned after each round until nothing is stale. At a human stage the run waits for
 labels (serving the labeling app) or, with `wait=False`, stops there.
+
+One writer per workspace: the runner holds the workspace's lock (store/lock.py) from discovery until nothing
+is stale, and again for Save; while it waits for labels it lets go, so `dagster dev`'s label runs can work.
+A second run on the same workspace waits, says for whom, and then finds the first one's results cached.
 """
 
 from __future__ import annotations
@@ -14,32 +18,47 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import dagster as dg
-
+from beprepared_dagster import console
 from beprepared_dagster.errors import RunFailed
 from beprepared_dagster.labeling.urls import tab_url
 from beprepared_dagster.nodes.base import SinkNode
+from beprepared_dagster.orchestration import inprocess
 from beprepared_dagster.orchestration.assets import asset_key
 from beprepared_dagster.orchestration.defs import build_definitions
-from beprepared_dagster.orchestration.discovery import discover
-from beprepared_dagster.orchestration.instance import open_instance
+from beprepared_dagster.orchestration.discovery import discover, load_nodes
 from beprepared_dagster.orchestration.partitions import partitions_name, range_tags
 from beprepared_dagster.orchestration.planning import PlannedRun, plan
+from beprepared_dagster.orchestration.writer import listening, waiting_message
 from beprepared_dagster.store import order
+from beprepared_dagster.store.lock import current_command, workspace_lock
 from beprepared_dagster.store.workspace import WorkspaceStore
 from beprepared_dagster.workflow import Workflow
 
 log = logging.getLogger("beprepared")
+
+Progress = Callable[[int, int, str], None]
 
 
 @dataclass
 class RunSummary:
     workflow: str
     new_images: int = 0
+    images: int = 0
     runs: list[PlannedRun] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
     waiting: dict[str, int] = field(default_factory=dict)  # human stage → images left unlabeled (no-wait)
     saved: bool = False
+    done: dict[str, int] = field(default_factory=dict)  # stage → images stored by this run's stages
+
+
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C: the run stopped; every batch stored before it is kept. `str()` is the line to show."""
+
+    def __init__(self, done: dict[str, int]) -> None:
+        self.done = {stage: n for stage, n in done.items() if n}
+        total = sum(self.done.values())
+        detail = f" ({', '.join(f'{s} {n}' for s, n in self.done.items())})" if total else ""
+        super().__init__(f"stopped; {total} images done are kept{detail}, re-run to continue")
 
 
 def run_workflow(
@@ -47,136 +66,180 @@ def run_workflow(
     *,
     save: bool = True,
     wait: bool = True,
-    log_level: str = "INFO",
-    progress: Callable[[int, int, str], None] | None = None,
+    log_level: str | None = None,
+    progress: Progress | None = None,
     poll_seconds: float = 2.0,
 ) -> RunSummary:
     """Discover new images, materialize every stale stage range, wait for labels at human stages (or stop
-    there when `wait` is False), then Save. Raises RunFailed on failure.
+    there when `wait` is False), then Save. Raises RunFailed on failure, Stopped on Ctrl-C.
 
-    `progress(done, total, label)` is called before each run and once at the end (done == total)."""
-    store = WorkspaceStore(workflow.workspace_dir)
-    instance = open_instance(store)
-    assets = list(build_definitions([workflow]).assets or [])
-    summary = RunSummary(workflow.name)
-    all_keys = _discover(store, workflow, instance, summary)
-    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    sinks = [asset_key(workflow, s) for s in workflow.stages if isinstance(s.node, SinkNode)]
-    done, rounds = 0, 0
-    with store.db.connect() as conn:  # outcomes flagged for retry before this run are computed again
-        started = conn.execute("SELECT current_timestamp::TIMESTAMP").fetchone()[0]
-    while True:
-        planned = plan(store, workflow, all_keys, retry_before=started)
-        if planned.runs:
-            rounds += 1
-            if rounds > len(workflow.stages) + 3:
-                raise RunFailed(
-                    f"workflow {workflow.name!r}: planning did not settle after {rounds - 1} rounds"
-                )
-            total = done + len(planned.runs) + (1 if save and sinks else 0)
-            for run in planned.runs:
-                if progress:
-                    progress(done, total, f"{', '.join(run.stages)} ({run.images} image(s))")
-                selection = [asset_key(workflow, workflow.stage(s)) for s in run.stages]
-                tags = {**range_tags(run.first, run.last), "beprepared/workflow": workflow.name}
-                _materialize(summary, assets, selection, instance, run_config, tags)
-                summary.runs.append(run)
-                done += 1
-            continue
-        waiting = {stage: n for stage, n in planned.waiting.items() if n}
-        if not waiting:
-            break
-        if not wait:
-            summary.waiting = waiting
-            for stage, n in waiting.items():
-                log.info(
-                    f"{workflow.name}/{stage}: {n} image(s) wait for a label at {tab_url(workflow.name, stage)}"
-                )
-            log.info(f"{workflow.name}: stopped at the human stage(s) (no-wait); Save was not run")
-            return summary
+    `progress(done, total, label)` counts images of the stage at work (label: its name and the run's place).
+    `log_level` is the threshold of Dagster's lines on the console (default INFO; ERROR from a script).
+
+    Called from a script (`python flow.py`), the run behaves like `beprepared run`: a progress bar, the
+    labeling tabs, a summary, and a failure or Ctrl-C ends the script with one line (exit status 1 or 130)."""
+    if progress is None and console.called_as_script():
+        with console.script_session(workflow.name) as bar:
+            summary = _Run(workflow, log_level or "ERROR", bar.update, poll_seconds).run(save, wait)
+        console.print_summary(workflow, summary)
+        return summary
+    return _Run(workflow, log_level or "INFO", progress, poll_seconds).run(save, wait)
+
+
+def check_load_folders(workflow: Workflow) -> None:
+    """Fail with one line naming the folder when a Load folder is missing or not a folder."""
+    for node in load_nodes(workflow):
+        try:
+            node.check_folder()
+        except OSError as exc:
+            raise RunFailed(f"workflow {workflow.name!r}: {exc}") from None
+
+
+class _Run:
+    """One headless run of a workflow: its store, instance, progress and summary."""
+
+    def __init__(self, workflow: Workflow, log_level: str, progress: Progress | None, poll: float) -> None:
+        self.workflow, self.log_level, self.progress, self.poll = workflow, log_level, progress, poll
+        self.summary = RunSummary(workflow.name)
+        self.store = WorkspaceStore(workflow.workspace_dir)
+        self.label = ""
+        self.keys: list[str] = []  # the workflow's images
+        self.discovered = False
+        self._seen: dict[str, int] = {}  # "stage@run" → images it reported, to count each image once
+
+    def run(self, save: bool, wait: bool) -> RunSummary:
+        check_load_folders(self.workflow)
+        try:
+            with listening(self._stage_progress):
+                return self._run(save, wait)
+        except KeyboardInterrupt:
+            raise Stopped(self.summary.done) from None
+
+    def _run(self, save: bool, wait: bool) -> RunSummary:
+        self.instance = inprocess.headless_instance(self.store)
+        self.assets = list(build_definitions([self.workflow]).assets or [])
+        while True:
+            with self._lock():  # let go only while waiting for labels
+                if not self.discovered:
+                    with self.store.db.connect() as conn:  # outcomes flagged for retry before now: again
+                        self.started = conn.execute("SELECT current_timestamp::TIMESTAMP").fetchone()[0]
+                    self.keys, self.discovered = self._discover(), True
+                waiting = self._work()
+                if not waiting:
+                    self._save(save)
+                    break
+            if not wait:
+                return self._stop_at_labels(waiting)
+            self._wait_for_labels(waiting)
+        self._report(1, 1, "done")
+        return self.summary
+
+    def _save(self, save: bool) -> None:
+        sinks = [asset_key(self.workflow, s) for s in self.workflow.stages if isinstance(s.node, SinkNode)]
+        if save and sinks:
+            self._report(0, 1, "save")
+            self._materialize(sinks, {"beprepared/workflow": self.workflow.name})
+            self.summary.saved = True
+
+    def _lock(self) -> Any:
+        def say(holder: Any) -> None:
+            log.warning(waiting_message(self.store, holder))
+
+        return workspace_lock(self.store.root, current_command(), on_wait=say)
+
+    def _work(self) -> dict[str, int]:
+        """Run planned ranges until nothing is stale; return the images waiting per human stage."""
         rounds = 0
-        _wait_for_labels(store, workflow, all_keys, waiting, poll_seconds)
-    if save and sinks:
-        if progress:
-            progress(done, done + 1, "save")
-        _materialize(summary, assets, sinks, instance, run_config, {"beprepared/workflow": workflow.name})
-        summary.saved = True
-    if progress:
-        progress(done + 1, done + 1, "done")
-    return summary
+        while True:
+            planned = plan(self.store, self.workflow, self.keys, retry_before=self.started)
+            if not planned.runs:
+                return {stage: n for stage, n in planned.waiting.items() if n}
+            rounds += 1
+            if rounds > len(self.workflow.stages) + 3:
+                raise RunFailed(
+                    f"workflow {self.workflow.name!r}: planning did not settle after {rounds - 1} rounds"
+                )
+            for i, run in enumerate(planned.runs, 1):
+                self.label = f"run {i}/{len(planned.runs)}" if len(planned.runs) > 1 else ""
+                self._report(0, run.images, run.stages[0])
+                selection = [asset_key(self.workflow, self.workflow.stage(s)) for s in run.stages]
+                tags = {**range_tags(run.first, run.last), "beprepared/workflow": self.workflow.name}
+                self._materialize(selection, tags)
+                self.summary.runs.append(run)
 
+    def _stage_progress(self, stage: str, done: int, total: int) -> None:
+        """The executor's listener: images of `stage` stored so far in this run."""
+        key = f"{stage}@{len(self.summary.run_ids)}"
+        self.summary.done[stage] = self.summary.done.get(stage, 0) + done - self._seen.get(key, 0)
+        self._seen[key] = done
+        self._report(done, total, stage)
 
-def _discover(store: WorkspaceStore, workflow: Workflow, instance: Any, summary: RunSummary) -> list[str]:
-    name = partitions_name(workflow)
-    try:
-        found = discover(store, workflow, set(instance.get_dynamic_partitions(name)), log)
-    except OSError as exc:
-        raise RunFailed(f"workflow {workflow.name!r}: {exc}") from exc
-    if found.new_keys:
-        instance.add_dynamic_partitions(name, found.new_keys)
-    summary.new_images = len(found.new_keys)
-    all_keys = list(instance.get_dynamic_partitions(name))
-    with store.db.connect() as conn:
-        order.append_order(conn, workflow.name, all_keys)
-    log.info(f"{workflow.name}: {len(all_keys)} images ({summary.new_images} new)")
-    return all_keys
+    def _report(self, done: int, total: int, what: str) -> None:
+        if self.progress:
+            self.progress(done, total, f"{what} · {self.label}" if self.label and what != "done" else what)
 
+    def _discover(self) -> list[str]:
+        workflow, name = self.workflow, partitions_name(self.workflow)
+        try:
+            found = discover(self.store, workflow, set(self.instance.get_dynamic_partitions(name)), log)
+        except OSError as exc:
+            raise RunFailed(f"workflow {workflow.name!r}: {exc}") from exc
+        if found.new_keys:
+            self.instance.add_dynamic_partitions(name, found.new_keys)
+        self.summary.new_images = len(found.new_keys)
+        keys = list(self.instance.get_dynamic_partitions(name))
+        with self.store.db.connect() as conn:
+            order.append_order(conn, workflow.name, keys)
+        self.summary.images = len(keys)
+        log.info(f"{workflow.name}: {len(keys)} images ({self.summary.new_images} new)")
+        return keys
 
-def _wait_for_labels(
-    store: WorkspaceStore, workflow: Workflow, all_keys: list[str], waiting: dict[str, int], poll: float
-) -> None:
-    """Serve the labeling app (unless one already serves this workspace), print the tabs, and return once
-    every image waiting at those stages is labeled (the stage is complete, as in the original)."""
-    from beprepared_dagster.labeling.launcher import ensure_serving
+    def _stop_at_labels(self, waiting: dict[str, int]) -> RunSummary:
+        self.summary.waiting = waiting
+        name = self.workflow.name
+        for stage, n in waiting.items():
+            log.info(f"{name}/{stage}: {n} image(s) wait for a label at {tab_url(name, stage)}")
+        log.info(f"{name}: stopped at the human stage(s) (no-wait); Save was not run")
+        return self.summary
 
-    ensure_serving([workflow])
-    for stage, n in waiting.items():
-        log.info(f"{workflow.name}/{stage}: {n} image(s) to label at {tab_url(workflow.name, stage)}")
-    journal_at = store.journal.max_id()
-    while True:
-        time.sleep(poll)
-        if store.journal.max_id() == journal_at:
-            continue
-        journal_at = store.journal.max_id()
-        planned = plan(store, workflow, all_keys)
-        left = {stage: n for stage, n in planned.waiting.items() if n}
-        if not any(left.get(s, 0) for s in waiting):
+    def _wait_for_labels(self, waiting: dict[str, int]) -> None:
+        """Serve the labeling app (unless one already serves this workspace), print the tabs, and return once
+        every image waiting at those stages is labeled (the stage is complete, as in the original)."""
+        from beprepared_dagster.labeling.launcher import ensure_serving
+
+        ensure_serving([self.workflow])
+        name, journal = self.workflow.name, self.store.journal
+        for stage, n in waiting.items():
+            log.info(f"{name}/{stage}: {n} image(s) to label at {tab_url(name, stage)}")
+        self._report(0, sum(waiting.values()), "waiting for labels")
+        journal_at = journal.max_id()
+        while True:
+            time.sleep(self.poll)
+            if journal.max_id() == journal_at:
+                continue
+            journal_at = journal.max_id()
+            left = {s: n for s, n in plan(self.store, self.workflow, self.keys).waiting.items() if n}
+            if not any(left.get(s, 0) for s in waiting):
+                return
+            log.info(", ".join(f"{name}/{s}: {left.get(s, 0)} left" for s in waiting))
+
+    def _materialize(self, selection: list, tags: dict) -> None:
+        names = ", ".join(k.to_user_string() for k in selection)
+        failures = self.log_level.upper() in ("DEBUG", "INFO")
+        try:
+            result = inprocess.execute(self.assets, selection, self.instance, tags, self.log_level, failures)
+        except Exception as exc:  # a definition or launch error, before any step ran
+            raise RunFailed(f"run of {names} could not start: {exc}") from exc
+        self.summary.run_ids.append(result.run_id)
+        if result.success:
             return
-        log.info(", ".join(f"{workflow.name}/{s}: {left.get(s, 0)} left" for s in waiting))
-
-
-def _materialize(
-    summary: RunSummary, assets: list, selection: list, instance: Any, run_config: dict, tags: dict
-) -> None:
-    names = ", ".join(k.to_user_string() for k in selection)
-    try:
-        result = dg.materialize(
-            assets,
-            selection=selection,
-            instance=instance,
-            tags=tags,
-            run_config=run_config,
-            raise_on_error=False,
-        )
-    except Exception as exc:  # a definition or launch error, before any step ran
-        raise RunFailed(f"run of {names} could not start: {exc}") from exc
-    summary.run_ids.append(result.run_id)
-    if not result.success:
-        failures = [
-            f"{e.step_key}: {_root_cause(e.event_specific_data.error)}"  # type: ignore[union-attr]
+        if inprocess.interrupted(result):
+            raise KeyboardInterrupt
+        failures_text = [
+            f"{e.step_key}: {inprocess.root_cause(e.event_specific_data.error)}"  # type: ignore[union-attr]
             for e in result.all_events
             if e.is_step_failure and e.event_specific_data is not None
         ]
         raise RunFailed(
-            f"run {result.run_id} of {names} failed: " + ("; ".join(failures) or "see the run log")
+            f"run {result.run_id} of {names} failed: " + ("; ".join(failures_text) or "see the run log")
         )
-
-
-def _root_cause(error: Any) -> str:
-    """The first error under Dagster's wrappers: "Failure: …" or "ZeroDivisionError: …", not "Error occurred
-    while executing op…"."""
-    while error is not None and error.cls_name.startswith("Dagster") and error.cause is not None:
-        error = error.cause
-    return (
-        (error.message if error is not None else "").replace("dagster._core.definitions.events.", "").strip()
-    )
