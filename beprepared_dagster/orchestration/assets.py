@@ -18,6 +18,7 @@ from beprepared_dagster.orchestration import metadata
 from beprepared_dagster.orchestration.executor import StageExecutor
 from beprepared_dagster.orchestration.export import run_save
 from beprepared_dagster.orchestration.partitions import partitions_def, partitions_name
+from beprepared_dagster.orchestration.writer import stage_session
 from beprepared_dagster.store.workspace import WorkspaceStore
 from beprepared_dagster.workflow import Stage, Workflow
 
@@ -80,7 +81,11 @@ def _partitioned_asset(
         keys = context.partition_keys
         context.log.info(f"{stage.name}: {len(keys)} image(s)")
         try:
-            report = StageExecutor(store, workflow, context.log, context.run_id).run(stage, keys)
+            # One writer per workspace: a headless run or another run on it finishes first (writer.py).
+            with stage_session(store, f"Dagster run {context.run_id[:8]}", context.log) as on_progress:
+                report = StageExecutor(store, workflow, context.log, context.run_id, on_progress).run(
+                    stage, keys
+                )
         except StageFailed as exc:
             raise dg.Failure(description=str(exc)) from exc
         context.add_asset_metadata(metadata.stage_metadata(report))
@@ -122,7 +127,8 @@ def _save_asset(workflow: Workflow, stage: Stage, store: WorkspaceStore) -> dg.A
     def _save(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         try:
             keys = list(context.instance.get_dynamic_partitions(partitions_name(workflow)))
-            report: ExportReport = run_save(store, workflow, stage, context.log, keys)
+            with stage_session(store, f"Dagster run {context.run_id[:8]}", context.log):
+                report: ExportReport = run_save(store, workflow, stage, context.log, keys)
         except BeprepareError as exc:  # a refused folder, clashing targets…: the message is the point
             raise dg.Failure(description=f"{stage.name}: {exc}") from exc
         return dg.MaterializeResult(metadata=save_metadata(store, report))
