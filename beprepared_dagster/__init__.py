@@ -39,6 +39,7 @@ from beprepared_dagster.nodes import (
     Load,
     Map,
     MapCaption,
+    MolmoCaption,
     Passthrough,
     QwenVLCaption,
     RemoveTags,
@@ -55,6 +56,7 @@ from beprepared_dagster.nodes import (
     Upscale,
     UpscaleMethod,
     VLMCaption,
+    XGenMMCaption,
 )
 from beprepared_dagster.workflow import Node, Workflow, Workspace
 
@@ -90,6 +92,7 @@ __all__ = [
     "Load",
     "Map",
     "MapCaption",
+    "MolmoCaption",
     "Node",
     "Passthrough",
     "QwenVLCaption",
@@ -108,6 +111,7 @@ __all__ = [
     "Upscale",
     "UpscaleMethod",
     "VLMCaption",
+    "XGenMMCaption",
     "Workflow",
     "WorkflowError",
     "Workspace",

@@ -23,6 +23,7 @@ from beprepared_dagster.nodes.human import HumanCaption, HumanFilter, HumanTag
 from beprepared_dagster.nodes.joycaption_alpha import JoyCaptionAlphaOne, JoyCaptionAlphaTwo
 from beprepared_dagster.nodes.llama_caption import LlamaCaption
 from beprepared_dagster.nodes.load import Load
+from beprepared_dagster.nodes.molmo_caption import MolmoCaption
 from beprepared_dagster.nodes.qwen_caption import QwenVLCaption
 from beprepared_dagster.nodes.save import Save, SaveImageFolder, SaveKohya
 from beprepared_dagster.nodes.scaling import Downscale, DownscaleMethod, Upscale, UpscaleMethod
@@ -30,6 +31,7 @@ from beprepared_dagster.nodes.setlevel import Shuffle, Sorted, Take
 from beprepared_dagster.nodes.tags import AddTags, RemoveTags, RewriteTags
 from beprepared_dagster.nodes.utils import Apply, Fail, Info, Map, Passthrough, Sleep
 from beprepared_dagster.nodes.vlm_caption import JoyCaptionBetaOne, VLMCaption
+from beprepared_dagster.nodes.xgenmm_caption import XGenMMCaption
 
 __all__ = [
     "AddTags",
@@ -63,6 +65,7 @@ __all__ = [
     "Load",
     "Map",
     "MapCaption",
+    "MolmoCaption",
     "NodeContext",
     "Outcome",
     "Passthrough",
@@ -84,4 +87,5 @@ __all__ = [
     "Upscale",
     "UpscaleMethod",
     "VLMCaption",
+    "XGenMMCaption",
 ]
