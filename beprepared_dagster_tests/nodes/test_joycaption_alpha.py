@@ -180,3 +180,33 @@ def test_alpha_two_captions_from_a_local_folder_into_the_target_prop(tiny_joycap
     outcomes = run_node(node, files)
     assert len(outcomes) == 3 and all(o.set["joy"] for o in outcomes.values())
     assert {o.set["caption_model"] for o in outcomes.values()} == {str(tiny_joycaption_alpha.checkpoint)}
+
+
+@pytest.mark.slow
+def test_a_workflow_captions_with_the_bases_and_a_cached_rerun_needs_none_of_them(
+    tiny_joycaption_alpha, workspace_dir, tmp_path
+):
+    from beprepared_dagster import Load, Save, Workflow
+    from beprepared_dagster.models import runtime
+
+    pictures = tmp_path / "pictures"
+    for i in range(3):
+        make_image(pictures / f"pic_{i}.jpg", 48, 40, seed=i)
+    bases = tmp_path / "bases"
+    shutil.copytree(tiny_joycaption_alpha.vision, bases / "siglip")
+    shutil.copytree(tiny_joycaption_alpha.text, bases / "llama")
+
+    def run():
+        node = JoyCaptionAlphaTwo(
+            model=str(tiny_joycaption_alpha.checkpoint),
+            vision_model=str(bases / "siglip"),
+            text_model=str(bases / "llama"),
+            max_new_tokens=4,
+        )
+        return Workflow("joy", Load(pictures) >> node >> Save, workspace=workspace_dir).run()
+
+    run()
+    assert len([p for p in (workspace_dir / "output").glob("*.txt") if p.read_text()]) == 3
+    loads = runtime.CALLS["load"]
+    shutil.rmtree(bases)  # every image is cached: neither base is looked for
+    assert run().runs == [] and runtime.CALLS["load"] == loads
