@@ -214,14 +214,13 @@ class Workflow:
     Args:
         name: the workflow's name; asset keys are `<name>/<stage>`.
         *nodes: any nodes of the graph (typically the terminal one); everything connected is included.
-        workspace: the workspace folder (default: `$BEPREPARED_WORKSPACE` or `./workspace`).
+        workspace: the workspace folder; a relative one is relative to the workflow file's folder (default:
+            `$BEPREPARED_WORKSPACE`, else `./workspace` in the current directory).
     """
 
     def __init__(self, name: str, *nodes: Any, workspace: str | Path | None = None) -> None:
-        from beprepared_dagster.store.workspace import resolve_workspace_dir
-
         self.name = check_slug(name, "workflow name")
-        self.workspace_dir = resolve_workspace_dir(workspace)
+        self.workspace_dir = _workspace_dir(workspace)
         self.stages = _build_stages(self.name, [_as_node(n) for n in nodes])
         _register_with_loader(self)
 
@@ -374,14 +373,15 @@ class Workspace:
     ```
 
     Args:
-        dir: the workspace folder (DuckDB store, objects, Dagster history, default export folder).
+        dir: the workspace folder (DuckDB store, objects, Dagster history, default export folder). A relative
+            path is relative to the workflow file's folder, whether the file runs as `python flow.py`, with
+            `beprepared run` or in `dagster dev`; default: `$BEPREPARED_WORKSPACE`, else `./workspace` in the
+            current directory.
         name: the workflow's name (default: the folder's name, made a valid slug).
     """
 
     def __init__(self, dir: str | Path | None = None, name: str | None = None) -> None:
-        from beprepared_dagster.store.workspace import resolve_workspace_dir
-
-        self.dir = resolve_workspace_dir(dir)
+        self.dir = _workspace_dir(dir)
         self.name = name or _slugify(self.dir.name)
         self.nodes: list[Node] = []
         self._token: Any = None
@@ -410,24 +410,46 @@ class Workspace:
         return self.workflow().run(**kwargs)
 
 
+def _workspace_dir(dir: str | Path | None) -> Path:
+    from beprepared_dagster.store.workspace import resolve_in_workflow, resolve_workspace_dir
+
+    return resolve_workspace_dir(None if dir is None else resolve_in_workflow(dir))
+
+
+def _from_cwd(dir: str | Path | None) -> Path | None:
+    return None if dir is None else Path(dir).expanduser().resolve()
+
+
 def _slugify(text: str) -> str:
     slug = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_") or "workflow"
     return slug if slug[0].isalpha() else f"w_{slug}"
 
 
-def load_file(path: Path, workspace: str | Path | None = None) -> list[Workflow]:
+def load_file(
+    path: Path, workspace: str | Path | None = None, base_dir: str | Path | None = None
+) -> list[Workflow]:
     """Execute a workflow file and return the workflows it declares. Nodes built outside any
-    `with Workspace(...)` form a workflow named after the file, in `workspace` (as `beprepared run` did)."""
+    `with Workspace(...)` form a workflow named after the file, in `workspace` (as `beprepared run` did).
+
+    Relative paths in the file (its workspace, `Load` folders) resolve in the file's folder, as under
+    `python flow.py`, or in `base_dir` when given (code typed on a command line: the current directory)."""
+    from beprepared_dagster.store.workspace import LOADED_FILE_MODULE, paths_relative_to
+
     if not path.is_file():
         raise WorkflowError(f"workflow file {path} does not exist")
     loader = Loader()
     token = set_loader(loader)
     try:
-        with Workspace(workspace, name=_slugify(path.stem)) as default:
+        with (
+            paths_relative_to(base_dir if base_dir is not None else Path(path).resolve().parent),
+            Workspace(_from_cwd(workspace), name=_slugify(path.stem)) as default,
+        ):
             import beprepared_dagster  # like the original, a file may use the DSL without importing it
 
             names = {n: getattr(beprepared_dagster, n) for n in beprepared_dagster.__all__}
-            runpy.run_path(str(path), init_globals={**names, "workspace": default}, run_name="__beprepared__")
+            runpy.run_path(
+                str(path), init_globals={**names, "workspace": default}, run_name=LOADED_FILE_MODULE
+            )
     finally:
         reset_loader(token)
     if not loader.workflows:

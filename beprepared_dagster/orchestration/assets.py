@@ -8,15 +8,16 @@ import warnings
 
 import dagster as dg
 
-from beprepared_dagster.errors import BeprepareError, StageFailed
+from beprepared_dagster.errors import BeprepareError
 from beprepared_dagster.export.dataset import STATS_HTML
 from beprepared_dagster.export.folder import ExportReport
 from beprepared_dagster.labeling.urls import tab_url
 from beprepared_dagster.nodes.base import HumanNode, SinkNode
 from beprepared_dagster.nodes.model import ModelNode
 from beprepared_dagster.orchestration import metadata
-from beprepared_dagster.orchestration.executor import StageExecutor
+from beprepared_dagster.orchestration.executor import StageExecutor, StageReport
 from beprepared_dagster.orchestration.export import run_save
+from beprepared_dagster.orchestration.partition_metadata import add_partition_metadata, event_order
 from beprepared_dagster.orchestration.partitions import partitions_def, partitions_name
 from beprepared_dagster.orchestration.writer import stage_session
 from beprepared_dagster.store.workspace import WorkspaceStore
@@ -28,6 +29,9 @@ def asset_key(workflow: Workflow, stage: Stage) -> dg.AssetKey:
 
 
 def describe(workflow: Workflow, stage: Stage) -> str:
+    """The asset's description, in plain text: the Catalog list and the asset graph show descriptions as
+    text, not markdown (a markdown link there reads `**Label it here: [url](url)**`). The asset page renders
+    markdown, and a bare URL becomes a link there; the definition metadata carries the link as a URL too."""
     node = stage.node
     template = type(node).description or type(node).__doc__ or type(node).__name__
     try:
@@ -35,10 +39,10 @@ def describe(workflow: Workflow, stage: Stage) -> str:
         text = template.format(**node.params, names=names)
     except (KeyError, IndexError, ValueError):
         text = template
-    text = text.strip().split("\n\n")[0]
+    text = " ".join(text.strip().split("\n\n")[0].replace("`", "").split())
     if isinstance(node, HumanNode):
-        text += f"\n\n**Label it here: [{tab_url(workflow.name, stage.name)}]({tab_url(workflow.name, stage.name)})**"
-    return f"{text}\n\n`{node!r}` · fingerprint `{node.fingerprint[:12]}`"
+        text += f"\n\nLabel it at {tab_url(workflow.name, stage.name)}"
+    return text
 
 
 def build_stage_assets(workflow: Workflow) -> list[dg.AssetsDefinition]:
@@ -64,6 +68,8 @@ def _common(workflow: Workflow, stage: Stage) -> dict:
         "kinds": {"beprepared"},
         "metadata": {
             "node": type(stage.node).__name__,
+            "parameters": repr(stage.node),
+            "fingerprint": stage.fingerprint[:12],
             "workspace": str(workflow.workspace_dir),
             **(
                 {"labeling_tab": dg.MetadataValue.url(tab_url(workflow.name, stage.name))}
@@ -86,21 +92,10 @@ def _partitioned_asset(
                 report = StageExecutor(store, workflow, context.log, context.run_id, on_progress).run(
                     stage, keys
                 )
-        except StageFailed as exc:
-            raise dg.Failure(description=str(exc)) from exc
-        context.add_asset_metadata(metadata.stage_metadata(report))
-        in_run = set(keys)  # a set-level stage reports on images outside the run's range too
-        for row in [r for r in report.preview if r.image_id in in_run][:4]:
-            thumb = metadata.thumbnail_markdown(store.objects, row.props["objectid"])
-            if thumb:
-                context.add_asset_metadata(
-                    {"thumbnail": dg.MetadataValue.md(thumb)}, partition_key=row.image_id
-                )
-        context.log.info(
-            f"{stage.name}: {report.kept} kept, {sum(report.rejected.values())} rejected here "
-            f"{dict(report.rejected) or ''}, {report.rejected_upstream} rejected upstream, "
-            f"{report.cache_hits} cache hits, {report.computed} computed in {report.seconds:.2f}s"
-        )
+        except BeprepareError as exc:  # a node's own failure, a missing model…: the message is the point
+            raise dg.Failure(description=f"{stage.name}: {exc}") from exc
+        _report_metadata(context, store, report, keys)
+        context.log.info(metadata.summary_line(report))
         if report.errors:
             raise dg.Failure(
                 f"{stage.name}: {len(report.errors)} image(s) failed unexpectedly (see the log above); "
@@ -120,6 +115,23 @@ def _partitioned_asset(
             **pool,
             **_common(workflow, stage),
         )(_stage_asset)
+
+
+def _report_metadata(
+    context: dg.AssetExecutionContext, store: WorkspaceStore, report: StageReport, keys: list[str]
+) -> None:
+    """Each partition gets its image's own small metadata; the run's summary goes on the materialization
+    Dagster stores last (the asset's latest), not on every partition (it would bloat the event log)."""
+    in_run = set(keys)  # a set-level stage reports on images outside the run's range too
+    per_partition = {k: metadata.image_metadata(r) for k, r in report.per_image.items() if k in in_run}
+    for row in [r for r in report.preview if r.image_id in in_run][:4]:
+        thumb = metadata.thumbnail_markdown(store.objects, row.props["objectid"])
+        if thumb:
+            per_partition[row.image_id]["thumbnail"] = dg.MetadataValue.md(thumb)
+    order = event_order(context, keys)
+    last = order[-1] if order else keys[-1]
+    per_partition[last] = {**per_partition.get(last, {}), **metadata.stage_metadata(report)}
+    add_partition_metadata(context, per_partition)
 
 
 def _save_asset(workflow: Workflow, stage: Stage, store: WorkspaceStore) -> dg.AssetsDefinition:

@@ -53,14 +53,17 @@ class StageReport:
     absent: int = 0
     pending: int = 0
     cache_hits: int = 0
-    computed: int = 0
+    computed: int = 0  # distinct inputs the node computed
+    fresh_images: int = 0  # images whose outcome was computed in this run (not from the cache)
     changed: int = 0
     errors: list[str] = field(default_factory=list)
     unreadable_files: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     preview: list[Row] = field(default_factory=list)
+    per_image: dict[str, Row] = field(default_factory=dict)  # for each partition's own metadata
 
     def add_row(self, row: Row, stage: str) -> None:
+        self.per_image.setdefault(row.image_id, row)  # the first row (seq 0) speaks for the image
         if row.status == KEPT:
             self.kept += 1
             if len(self.preview) < PREVIEW_SIZE:
@@ -164,6 +167,7 @@ class StageExecutor:
                 cached = cache.lookup(conn, stage.fingerprint, sorted(set(digests.values())))
             todo = {d: rk for rk, d in digests.items() if d not in cached}
             report.cache_hits += sum(1 for d in digests.values() if d in cached)
+            report.fresh_images += sum(1 for d in digests.values() if d not in cached)
             fresh = self._compute(stage, node, {d: inputs[rk[0]][rk[1]] for d, rk in todo.items()}, report)
             outcomes = {**{d: Outcome.from_json(v) for d, v in cached.items()}, **fresh}
             rows = []
@@ -304,6 +308,7 @@ class StageExecutor:
                     fresh[key] = probe
                 rows.append(row)
             report.computed += len(fresh)
+            report.fresh_images += len(fresh)
             with self.store.db.connect() as conn:
                 cache.store(conn, PROBE_FINGERPRINT, fresh)
                 report.changed += stages.write_rows(

@@ -1,4 +1,4 @@
-"""Stage reports → Dagster metadata: counts, seconds, a small preview table, a few thumbnails."""
+"""Stage reports → Dagster metadata: each image's own, the run's summary and preview, a few thumbnails, the log line."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ THUMB_EDGE = 96
 
 
 def stage_metadata(report: StageReport) -> dict[str, Any]:
-    """Metadata attached to every partition's materialization of the run (kept small: it is stored per event)."""
+    """The run's summary, attached to one materialization of the run (the asset's latest): counts, seconds,
+    a preview table."""
     rejected = dict(sorted(report.rejected.items()))
     meta: dict[str, Any] = {
         "images": report.images,
@@ -28,11 +29,12 @@ def stage_metadata(report: StageReport) -> dict[str, Any]:
         "waiting_for_label": report.pending,
         "not_from_this_source": report.absent,
         "cache_hits": report.cache_hits,
-        "computed": report.computed,
+        "computed": report.computed,  # distinct inputs: images with identical inputs share one computation
+        "computed_images": report.fresh_images,
         "changed": report.changed,
         "errors": len(report.errors),
         "seconds": round(report.seconds, 3),
-        "preview": dg.MetadataValue.md(preview_table(report.preview)),
+        "preview": dg.MetadataValue.md(preview_table(report.preview, report.kept)),
     }
     if report.unreadable_files:
         meta["unreadable_files"] = dg.MetadataValue.json(
@@ -44,16 +46,50 @@ def stage_metadata(report: StageReport) -> dict[str, Any]:
     return meta
 
 
-def preview_table(rows: list[Row]) -> str:
+def summary_line(report: StageReport) -> str:
+    """The run log's line for a stage: what happened to its images, and where their outcomes came from
+    (`computed` counts distinct inputs, so it can be far below the images it served)."""
+    rejected = sum(report.rejected.values())
+    why = f" ({', '.join(f'{n} {r}' for r, n in sorted(report.rejected.items()))})" if rejected else ""
+    line = (
+        f"{report.stage}: {report.images} image(s): {report.kept} kept, {rejected} rejected here{why}, "
+        f"{report.rejected_upstream} rejected upstream"
+    )
+    if report.pending:
+        line += f", {report.pending} waiting for a label"
+    line += f"; outcomes: {report.cache_hits} from cache, {report.computed} computed"
+    if report.fresh_images > report.computed:
+        line += f" (for {report.fresh_images} images: identical inputs are computed once)"
+    return line + f", in {report.seconds:.2f}s"
+
+
+def preview_table(rows: list[Row], kept: int | None = None) -> str:
     if not rows:
         return "_no kept images in this run_"
     lines = ["| image | size | format | caption |", "|---|---|---|---|"]
     for row in rows:
         p = row.props
-        name = os.path.basename(p.get("original_path", row.image_id[:12])).replace("|", "\\|")
         caption = str(p.get("caption") or "").replace("|", "\\|").replace("\n", " ")[:80]
-        lines.append(f"| {name} | {p.get('width')}×{p.get('height')} | {p.get('format')} | {caption} |")
+        lines.append(f"| {_name(row)} | {p.get('width')}×{p.get('height')} | {p.get('format')} | {caption} |")
+    left = (kept or len(rows)) - len(rows)
+    if left > 0:
+        lines.append(f"\n_{left} more kept image(s) not shown_")
     return "\n".join(lines)
+
+
+def _name(row: Row) -> str:
+    return os.path.basename(row.props.get("original_path", row.image_id[:12])).replace("|", "\\|")
+
+
+def image_metadata(row: Row) -> dict[str, Any]:
+    """One image's own metadata at a stage: what its partition page shows (a few small values)."""
+    p = row.props
+    meta: dict[str, Any] = {"file": _name(row), "status": row.status}
+    if p.get("width") is not None:
+        meta["size"] = f"{p.get('width')}×{p.get('height')}"
+    if row.reason:
+        meta["reason"] = row.reason if not row.at_stage else f"{row.reason} (at {row.at_stage})"
+    return meta
 
 
 def thumbnail_markdown(objects: ObjectStore, object_id: str) -> str | None:

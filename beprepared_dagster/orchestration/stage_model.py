@@ -115,6 +115,7 @@ def _compute(
         cacheable = {d: o.to_json() for d, o in outcomes.items() if o.cache}
         executor._write(stage, rows, report, cache_values=cacheable)
         report.computed += len(outcomes)
+        report.fresh_images += len({r.image_id for r in rows})
         progress.advance(len({r.image_id for r in rows}))
 
     runtime.run_model(

@@ -66,6 +66,7 @@ def run_set(executor: StageExecutor, stage: Stage, keys: list[str], report: Stag
     else:
         outcomes = _decide(executor, stage, node, [img for _, img in images])
         report.computed += len(images)
+        report.fresh_images += len(images)
     for (r, _), outcome in zip(images, outcomes, strict=True):
         decided[(r.image_id, r.seq)] = outcome
     rows = [
