@@ -115,6 +115,7 @@ def test_run_exports_then_reruns_nothing_and_db_commands_work(tmp_path, flow):
     assert "flow: 4 new image(s)" in first.stdout and "done" in first.stdout
     assert re.search(r"filter_by_size\s+3 kept, 1 rejected", first.stdout)
     assert "flow: " in first.stderr and no_ansi(first)  # plain progress lines when piped
+    assert "flow: 4/4 load" in first.stderr  # the bar counts the images of the stage at work, not runs
     captions = sorted((ws / "output").glob("*.txt"))
     assert len(captions) == 3 and captions[0].read_text() == "a photo"
     again = cli("run", str(flow), "-w", str(ws))
@@ -155,6 +156,26 @@ def test_exec_and_a_failing_workflow(tmp_path):
     assert typo.returncode != 0 and "Lod" in typo.stderr
     missing = cli("-w", str(ws), "run", str(tmp_path / "nope.py"))
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+@pytest.mark.slow
+def test_run_checks_every_load_folder_before_any_workflow_runs(tmp_path):
+    make_images(tmp_path / "raw", 2)
+    ws = tmp_path / "ws"
+    script = tmp_path / "two.py"
+    script.write_text(
+        "from beprepared_dagster import *\n"
+        f"with Workspace({str(ws)!r}, name='good') as w:\n"
+        f"    Load({str(tmp_path / 'raw')!r}) >> Save\n"
+        f"with Workspace({str(ws)!r}, name='bad') as w:\n"
+        f"    Load({str(tmp_path / 'absent')!r}) >> Save('other')\n"
+    )
+    failed = cli("run", str(script))
+    assert failed.returncode == 1
+    assert failed.stderr.splitlines() == [
+        f"error: workflow 'bad': Load: folder {tmp_path / 'absent'} does not exist"
+    ]
+    assert not (ws / "output").exists() and not (ws / "dagster_home").exists()  # 'good' did not run
 
 
 def test_db_clear_of_labels_asks_on_a_terminal_and_keeps_history(tmp_path):

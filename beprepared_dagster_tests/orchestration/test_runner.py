@@ -5,6 +5,7 @@ Does not cover `dagster dev`, the daemon or sensors ticking on their own (see e2
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -177,6 +178,16 @@ def test_missing_load_folder_fails_naming_it(tmp_path, workspace_dir):
     workflow = Workflow("missing", Load(tmp_path / "nope") >> Save, workspace=workspace_dir)
     with pytest.raises(RunFailed, match=r"folder .*nope does not exist"):
         workflow.run()
+
+
+def test_an_empty_load_folder_warns_naming_it(tmp_path, workspace_dir, caplog):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not an image")
+    workflow = Workflow("empty", Load(tmp_path / "empty") >> Save, workspace=workspace_dir)
+    with caplog.at_level(logging.WARNING, logger="beprepared"):
+        summary = workflow.run()
+    assert summary.images == 0 and summary.saved
+    assert f"no images found in {tmp_path / 'empty'}" in caplog.text
 
 
 class Explodes(PropertyNode):
