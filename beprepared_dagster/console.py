@@ -217,14 +217,15 @@ def stopped(message: str) -> None:
 
 def called_as_script() -> bool:
     """Whether the code that called into beprepared is a script's top level (`python flow.py`,
-    `python -m pkg.flow`), not a library, a test or an interactive session."""
+    `python -m pkg.flow`), not a function (which may want the exception), a test or an interactive
+    session."""
     if hasattr(sys, "ps1") or sys.flags.interactive:
         return False
     frame = sys._getframe(1)
     while frame is not None:
         name = frame.f_globals.get("__name__", "")
         if name != "beprepared_dagster" and not name.startswith("beprepared_dagster."):
-            return name == "__main__"
+            return name == "__main__" and frame.f_code.co_name == "<module>"
         frame = frame.f_back
     return False
 

@@ -76,8 +76,9 @@ def run_workflow(
     `progress(done, total, label)` counts images of the stage at work (label: its name and the run's place).
     `log_level` is the threshold of Dagster's lines on the console (default INFO; ERROR from a script).
 
-    Called from a script (`python flow.py`), the run behaves like `beprepared run`: a progress bar, the
-    labeling tabs, a summary, and a failure or Ctrl-C ends the script with one line (exit status 1 or 130)."""
+    Called from a script's top level (`python flow.py`), the run behaves like `beprepared run`: a progress
+    bar, the labeling tabs, a summary, and a failure or Ctrl-C ends the script with one line (exit status 1
+    or 130)."""
     if progress is None and console.called_as_script():
         with console.script_session(workflow.name) as bar:
             summary = _Run(workflow, log_level or "ERROR", bar.update, poll_seconds).run(save, wait)
