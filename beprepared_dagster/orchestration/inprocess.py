@@ -11,6 +11,11 @@ run's event log, which `dagster dev` shows.
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -95,7 +100,8 @@ class _Forward(logging.Handler):
 def execute(
     assets: list, selection: list, instance: dg.DagsterInstance, tags: dict, log_level: str, failures: bool
 ) -> dg.ExecuteInProcessResult:
-    """Materialize `selection` in this process, as `dg.materialize` would."""
+    """Materialize `selection` in this process, as `dg.materialize` would. Raises KeyboardInterrupt when
+    a Ctrl-C came during the run, even one Dagster swallowed after the last step."""
     defs = dg.Definitions(
         jobs=[dg.define_asset_job(JOB_NAME, selection=selection)],
         assets=assets,
@@ -103,7 +109,45 @@ def execute(
     )
     job = defs.resolve_job_def(JOB_NAME)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level, "failures": failures}}}}
-    return job.execute_in_process(run_config=run_config, instance=instance, tags=tags, raise_on_error=False)
+    with _sigint_seen() as seen:
+        result = job.execute_in_process(
+            run_config=run_config, instance=instance, tags=tags, raise_on_error=False
+        )
+        stopped = seen()
+    if stopped or interrupted(result):
+        raise KeyboardInterrupt
+    return result
+
+
+@contextmanager
+def _sigint_seen() -> Iterator[Callable[[], bool]]:
+    """Dagster defers a SIGINT to its next checkpoint and forgets it when the run ends first; the signal's
+    wakeup file descriptor still records it (it is written whatever Python handler is installed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    os.set_blocking(write, False)
+    previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    try:
+        yield lambda: _drained(read)
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(read)
+        os.close(write)
+
+
+def _drained(fd: int) -> bool:
+    seen = False
+    while True:
+        try:
+            data = os.read(fd, 512)
+        except BlockingIOError:
+            return seen
+        if not data:
+            return seen
+        seen = seen or signal.SIGINT in data
 
 
 def interrupted(result: dg.ExecuteInProcessResult) -> bool:

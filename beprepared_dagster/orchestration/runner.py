@@ -234,8 +234,6 @@ class _Run:
         self.summary.run_ids.append(result.run_id)
         if result.success:
             return
-        if inprocess.interrupted(result):
-            raise KeyboardInterrupt
         failures_text = [
             f"{e.step_key}: {inprocess.root_cause(e.event_specific_data.error)}"  # type: ignore[union-attr]
             for e in result.all_events

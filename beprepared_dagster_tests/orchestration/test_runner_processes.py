@@ -21,6 +21,7 @@ import dagster as dg
 import pytest
 
 from beprepared_dagster import Load, Save, Workflow
+from beprepared_dagster.orchestration import inprocess
 from beprepared_dagster.orchestration.defs import build_definitions
 from beprepared_dagster.orchestration.instance import open_instance
 from beprepared_dagster.orchestration.partitions import partitions_name, range_tags
@@ -70,7 +71,8 @@ def computed(flow: Path) -> int:
 
 def start(command: list[str], slow: float) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "BEPREPARED_WORKSPACE"}
-    # A session of its own: a signal to its group is what Ctrl-C on a terminal sends.
+    # A session of its own: a signal to its group is what Ctrl-C on a terminal sends. SIGINT as Python
+    # expects it: a background job of a non-interactive shell (CI) starts with it ignored.
     return subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -78,6 +80,7 @@ def start(command: list[str], slow: float) -> subprocess.Popen:
         text=True,
         env={**env, "SLOW": str(slow)},
         start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -184,3 +187,16 @@ def test_a_script_prints_tab_urls_progress_and_one_line_errors(tmp_path):
         f"error: workflow 'tabs': Load: folder {tmp_path / 'absent'} does not exist"
     ]
     assert not (other / "dagster_home").exists()  # checked when the workflow loads, before any run
+
+
+def test_a_ctrl_c_that_dagster_swallows_still_stops_the_headless_run(tmp_path, workspace_dir):
+    @dg.asset
+    def swallowed() -> None:
+        # As when the signal lands in Dagster's bookkeeping after the last step: a handler that only notes it.
+        signal.signal(signal.SIGINT, lambda *_: None)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    instance = inprocess.headless_instance(WorkspaceStore(workspace_dir))
+    with pytest.raises(KeyboardInterrupt):
+        inprocess.execute([swallowed], [swallowed.key], instance, {}, "ERROR", failures=False)
+    assert instance.get_latest_materialization_event(swallowed.key) is not None  # the run itself finished
