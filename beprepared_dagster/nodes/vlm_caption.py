@@ -57,7 +57,9 @@ class VLMCaption(CaptionNode):
         if not model:
             raise ValueError("model is required: a hub id or a local folder")
         self._setup_model(model, revision, batch_size, devices, dtype, quantize)
-        self._setup_caption(target_prop, prompt, instructions, max_new_tokens, temperature, top_p, seed, on_error)
+        self._setup_caption(
+            target_prop, prompt, instructions, max_new_tokens, temperature, top_p, seed, on_error
+        )
         self.trust_remote_code = bool(trust_remote_code)  # type: ignore[misc]
         self.system, self.max_edge = system, max_edge
 

@@ -28,7 +28,9 @@ class VLMBackend(Backend):
 
         trust = self.model.spec.trust_remote_code
         try:
-            self.processor = transformers.AutoProcessor.from_pretrained(self.model.path, trust_remote_code=trust)
+            self.processor = transformers.AutoProcessor.from_pretrained(
+                self.model.path, trust_remote_code=trust
+            )
             self.net = getattr(transformers, self.model_class).from_pretrained(
                 self.model.path, trust_remote_code=trust, **self._load_kwargs()
             )
@@ -79,7 +81,12 @@ class VLMBackend(Backend):
         return image, item
 
     def encode(self, images: list[Any]) -> Any:
-        return self.processor(images=images, text=[self.prompt_text] * len(images), padding=True, return_tensors="pt")
+        return self.processor(
+            images=[[image] for image in images],  # one image list per prompt (Gemma 3, Mllama need it)
+            text=[self.prompt_text] * len(images),
+            padding=True,
+            return_tensors="pt",
+        )
 
     def run(self, batch: list[Any]) -> list[Any]:
         import torch
@@ -90,7 +97,9 @@ class VLMBackend(Backend):
         if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
             inputs["pixel_values"] = inputs["pixel_values"].to(torch_dtype(self.dtype))
         with torch.inference_mode():
-            output = self.net.generate(**inputs, **generation_kwargs(self.args, seeds), **self.extra_generate())
+            output = self.net.generate(
+                **inputs, **generation_kwargs(self.args, seeds), **self.extra_generate()
+            )
         return self.decode(output[:, inputs["input_ids"].shape[1] :], images)
 
     def extra_generate(self) -> dict[str, Any]:
