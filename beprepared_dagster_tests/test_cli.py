@@ -2,7 +2,7 @@
 command, `run`/`exec` producing the export, `db list/clear/import`, colour only on a terminal (a pty),
 none when piped or with NO_COLOR, and the progress bar.
 
-Not covered: `dev` beyond its help (the e2e suite starts `dagster dev`), waiting for labels at a human stage
+Not covered: `dev` beyond its help (test_cli_dev.py, and the e2e suite), waiting for labels at a human stage
 (the runner's tests), Windows consoles.
 """
 
