@@ -73,6 +73,80 @@ mutation Launch($executionParams: ExecutionParams!) {
 """
 
 
+# --- "Materialize all → All → Launch backfill", as the Dagster 1.13 UI sends it ------------------------------
+# The UI first loads the selected assets (LaunchAssetExecutionButton.tsx, LaunchAssetLoaderQuery: the fields
+# its choice of launch target reads), the partition keys of the first partitioned one (usePartitionHealthData),
+# then sends LaunchPartitionBackfill (instance/backfill/BackfillUtils.tsx) with the params that
+# LaunchAssetChoosePartitionsDialog.tsx builds.
+
+GROUP_ASSETS_QUERY = """
+query GroupAssets($group: AssetGroupSelector!) { assetNodes(group: $group) { assetKey { path } } }
+"""
+
+LAUNCH_ASSET_LOADER_QUERY = """
+query LaunchAssetLoaderQuery($assetKeys: [AssetKeyInput!]!) {
+  assetNodes(assetKeys: $assetKeys) {
+    assetKey { path }
+    jobNames
+    isObservable
+    isExecutable
+    partitionDefinition { description type name dimensionTypes { name dynamicPartitionsDefinitionName } }
+    backfillPolicy { maxPartitionsPerRun description policyType }
+    dependencyKeys { path }
+    repository { name location { name } } }
+  assetNodeAdditionalRequiredKeys(assetKeys: $assetKeys) { path } }
+"""
+
+PARTITION_KEYS_QUERY = """
+query PartitionKeys($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) { __typename
+    ... on AssetNode { partitionKeysByDimension { name type partitionKeys } } } }
+"""
+
+LAUNCH_PARTITION_BACKFILL_MUTATION = """
+mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $backfillParams) { __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PartitionSetNotFoundError { message }
+    ... on PartitionKeysNotFoundError { message }
+    ... on InvalidStepError { invalidStepKey }
+    ... on InvalidOutputError { stepKey invalidOutputName }
+    ... on UnauthorizedError { message }
+    ... on PipelineNotFoundError { message }
+    ... on RunConflict { message }
+    ... on ConflictingExecutionParamsError { message }
+    ... on PresetNotFoundError { message }
+    ... on RunConfigValidationInvalid { pipelineName errors { message path reason } }
+    ... on PythonError { message stack } } }
+"""
+
+BACKFILL_STATUS_QUERY = """
+query Backfill($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename
+    ... on PartitionBackfill { status error { message } runs { runId status } }
+    ... on PythonError { message } } }
+"""
+
+# Every materialization of an asset (newest first), with the metadata entries the tests read.
+MATERIALIZATIONS_QUERY = """
+query Materializations($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) { __typename
+    ... on AssetNode { assetMaterializations { runId partition timestamp metadataEntries { __typename label
+        ... on IntMetadataEntry { intValue }
+        ... on TextMetadataEntry { text }
+        ... on PathMetadataEntry { path } } } } } }
+"""
+
+TIMED_RUNS_QUERY = """
+query Runs($filter: RunsFilter) { runsOrError(filter: $filter) { __typename
+    ... on Runs { results { runId status creationTime endTime } }
+    ... on PythonError { message } } }
+"""
+
+SENSOR_TICKS_QUERY = """
+query Ticks($selector: SensorSelector!, $limit: Int) { sensorOrError(sensorSelector: $selector) { __typename
+    ... on Sensor { sensorState { ticks(limit: $limit) { status timestamp skipReason runIds error { message } } } }
+    ... on Error { message } } }
+"""
+
+
 def asset_job_params(location: str, path: list[str], tags: dict[str, str], job: str = "__ASSET_JOB") -> dict:
     return {
         "mode": "default",
