@@ -45,10 +45,16 @@ def automated_keys(workflow: Workflow) -> list[dg.AssetKey]:
 
 
 def _busy(instance: dg.DagsterInstance, workflow: Workflow) -> bool:
-    runs = instance.get_run_records(
-        filters=dg.RunsFilter(statuses=_ACTIVE, tags={WORKFLOW_TAG: workflow.name}), limit=1
-    )
-    return bool(runs)
+    """A run of the workflow is queued or running: ours (tagged), or one the UI or a backfill launched
+    (untagged, recognised by its assets)."""
+    records = instance.get_run_records(filters=dg.RunsFilter(statuses=_ACTIVE), limit=100)
+    for record in records:
+        run = record.dagster_run
+        if run.tags.get(WORKFLOW_TAG) == workflow.name:
+            return True
+        if any(key.path[0] == workflow.name for key in (run.asset_selection or ())):
+            return True
+    return False
 
 
 def followers(workflow: Workflow, stage_names: list[str]) -> list[dg.AssetKey]:
@@ -65,15 +71,29 @@ def followers(workflow: Workflow, stage_names: list[str]) -> list[dg.AssetKey]:
     return keys
 
 
-def _requests(workflow: Workflow, runs: list[PlannedRun], trigger: str) -> list[dg.RunRequest]:
+def below(workflow: Workflow, stage_names: list[str]) -> list[str]:
+    """`stage_names` and every partitioned stage downstream of them (stages are in topological order)."""
+    found = set(stage_names)
+    for stage in workflow.stages:
+        if any(i.name in found for i in stage.inputs):
+            found.add(stage.name)
+    return [s.name for s in workflow.stages if s.name in found and not isinstance(s.node, SinkNode)]
+
+
+def _requests(
+    workflow: Workflow, runs: list[PlannedRun], trigger: str, reach: bool = False
+) -> list[dg.RunRequest]:
     """One request per planned run; the last run that feeds a Save also exports (one export per tick,
-    after the other runs of the tick: runs of a workflow execute one at a time, in order)."""
-    follow = [followers(workflow, r.stages) for r in runs]
+    after the other runs of the tick: runs of a workflow execute one at a time, in order). With `reach`
+    (label runs), a run also takes the stages below its own down to the Save: images waiting at a lower
+    human stage then say so there (and in the Save's metadata) instead of keeping a stale "waiting above"."""
+    chosen = [below(workflow, r.stages) if reach else r.stages for r in runs]
+    follow = [followers(workflow, c) for c in chosen]
     last = max((i for i, f in enumerate(follow) if f), default=-1)
     return [
         dg.RunRequest(
             run_key=f"{trigger}-{run.key}",
-            asset_selection=[asset_key(workflow, workflow.stage(s)) for s in run.stages]
+            asset_selection=[asset_key(workflow, workflow.stage(s)) for s in chosen[i]]
             + (follow[i] if i == last else []),
             tags={**range_tags(run.first, run.last), WORKFLOW_TAG: workflow.name, TRIGGER_TAG: trigger},
         )
@@ -168,7 +188,7 @@ def build_label_sensor(workflow: Workflow, stage: Stage) -> dg.SensorDefinition:
         context.log.info(
             f"{sum(r.images for r in runs)} image(s) in {len(runs)} range(s) to apply; {waiting} still wait"
         )
-        requests = _requests(workflow, runs[:MAX_RUNS_PER_TICK], f"labels-{stage.name}")
+        requests = _requests(workflow, runs[:MAX_RUNS_PER_TICK], f"labels-{stage.name}", reach=True)
         cursor = planned.token if len(runs) <= MAX_RUNS_PER_TICK else context.cursor
         return dg.SensorResult(run_requests=requests, cursor=cursor)
 

@@ -132,6 +132,9 @@ def test_wait_mode_serves_the_app_and_continues_once_everything_is_labeled(
     shown = kept_upstream(workspace_dir, "dogs", "filter_by_size")
 
     def person() -> None:
+        deadline = time.monotonic() + 60
+        while not served and time.monotonic() < deadline:  # a person labels once the app is up
+            time.sleep(0.05)
         for key in shown:
             time.sleep(0.3)
             label(workspace_dir, [key], keep=key != shown[0])
