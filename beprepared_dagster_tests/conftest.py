@@ -84,3 +84,16 @@ def fixture_folder(tmp_path: Path) -> Path:
     for name in GOOD_FIXTURES + BAD_FIXTURES:
         shutil.copy(DATA / name, folder / name)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def _labeling_env_restored():
+    """A headless run that finds the labeling port taken moves to a free one and records it in the
+    environment (so every URL it prints agrees): keep that from leaking into the next test."""
+    import os
+
+    saved = {k: v for k, v in os.environ.items() if k.startswith("BEPREPARED_LABELING")}
+    yield
+    for key in [k for k in os.environ if k.startswith("BEPREPARED_LABELING")]:
+        del os.environ[key]
+    os.environ.update(saved)
