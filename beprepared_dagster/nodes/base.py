@@ -206,6 +206,10 @@ class HumanNode(Node):
     """A human stage (HumanFilter, HumanTag, HumanCaption): its outcome comes from labels a person gave in
     the labeling app, keyed by image identity + `domain` and shared by every stage of that domain.
 
+    Args:
+        domain: the label domain: stages of one domain share labels, another domain labels afresh.
+        skip_ui: pass images on without waiting for a person (labeled ones get their label).
+
     Attributes:
         kind: the label kind ("filter", "tag", "caption") stored in the journal.
     """

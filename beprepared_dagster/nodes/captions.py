@@ -10,9 +10,14 @@ from beprepared_dagster.nodes.base import Image, PropertyNode
 
 
 class SetCaption(PropertyNode):
-    """Set the same caption on every image (e.g. a trigger word)."""
+    """Set the same caption on every image (e.g. a trigger word).
+
+    Args:
+        caption: the caption text.
+    """
 
     reads: ClassVar[tuple[str, ...]] = ()
+    writes: ClassVar[tuple[str, ...]] = ("caption",)
     description: ClassVar[str] = "Images captioned {caption!r}."
 
     def __init__(self, caption: str) -> None:
@@ -25,9 +30,14 @@ class SetCaption(PropertyNode):
 
 
 class MapCaption(PropertyNode):
-    """Replace each non-empty caption with `func(caption)`."""
+    """Replace each non-empty caption with `func(caption)`.
+
+    Args:
+        func: caption text → new caption text (its source is part of the cache key).
+    """
 
     reads: ClassVar[tuple[str, ...]] = ("caption",)
+    writes: ClassVar[tuple[str, ...]] = ("caption",)
     description: ClassVar[str] = "Images whose caption was rewritten by a function."
 
     def __init__(self, func: Callable[[str], str]) -> None:
@@ -49,9 +59,13 @@ class Set(PropertyNode):
     """Set properties on every image: `Set(source="web", score=lambda image: image.width / 1000)`.
 
     Constant values must be JSON values; a callable is called with the image.
+
+    Args:
+        props: property name = a JSON value, or a function of the image returning one.
     """
 
     description: ClassVar[str] = "Images with properties set: {names}."
+    writes: ClassVar[tuple[str, ...]] = ("the names given",)
 
     def __init__(self, **props: Any) -> None:
         if not props:

@@ -8,7 +8,11 @@ from beprepared_dagster.nodes.base import MergeNode
 
 
 class Concat(MergeNode):
-    """Merge the images of several branches: `Concat(a, b) >> Save` or `Concat() << a << b`."""
+    """Merge the images of several branches: `Concat(a, b) >> Save` or `Concat() << a << b`.
+
+    Args:
+        nodes: the branches (nodes or node classes) to merge; more can be added with `<<`.
+    """
 
     description: ClassVar[str] = "Images of all branches merged."
 

@@ -33,6 +33,15 @@ class ConvertFormat(TransformNode):
     version: ClassVar[int] = 1
     reads: ClassVar[tuple[str, ...]] = ("objectid", "format", "orientation", "mode")
     description: ClassVar[str] = "Images re-encoded as {format}."
+    writes: ClassVar[tuple[str, ...]] = (
+        "objectid",
+        "format",
+        "ext",
+        "width",
+        "height",
+        "orientation",
+        "mode",
+    )
 
     def __init__(self, format: str, quality: int = 95) -> None:
         name = str(format).upper().lstrip(".")

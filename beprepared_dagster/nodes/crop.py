@@ -38,6 +38,18 @@ class CropToAspect(TransformNode):
     version: ClassVar[int] = 1
     reads: ClassVar[tuple[str, ...]] = ("objectid", "width", "height", "orientation", "format")
     description: ClassVar[str] = "Images centre-cropped to the closest of the ratios {aspect_ratios}."
+    writes: ClassVar[tuple[str, ...]] = (
+        "objectid",
+        "format",
+        "ext",
+        "width",
+        "height",
+        "orientation",
+        "mode",
+        "crop_target_ratio",
+        "crop_original_width",
+        "crop_original_height",
+    )
 
     def __init__(self, aspect_ratios: list[float], quality: int = 95) -> None:
         self.ratios = self.params["aspect_ratios"] = _ratios(aspect_ratios)

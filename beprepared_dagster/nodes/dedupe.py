@@ -39,6 +39,7 @@ class ExactDedupe(SetNode):
 
     reads: ClassVar[tuple[str, ...]] = ("objectid", "original_path", ORDER_PROP)
     description: ClassVar[str] = "Images without byte-identical repeats."
+    writes: ClassVar[tuple[str, ...]] = ()
 
     def decide(self, images: list[Image], ctx: NodeContext) -> list[Outcome]:
         first: dict[str, int] = {}
@@ -65,6 +66,7 @@ class FuzzyDedupe(SetNode):
 
     fingerprint_exclude: ClassVar[tuple[str, ...]] = ("debug_html",)
     description: ClassVar[str] = "Images without near-duplicates ({method}, threshold {threshold})."
+    writes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,

@@ -20,10 +20,12 @@ class FilterBySize(FilterNode):
 
     Args:
         min_width, min_height, max_width, max_height: bounds on each side.
-        min_edge: bound on the shorter side. max_edge: bound on the longer side.
+        min_edge: bound on the shorter side.
+        max_edge: bound on the longer side.
     """
 
     reads: ClassVar[tuple[str, ...]] = ("width", "height")
+    writes: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = "Images whose size is within the bounds."
 
     def __init__(
@@ -60,9 +62,15 @@ class FilterBySize(FilterNode):
 
 
 class FilterByAspectRatio(FilterNode):
-    """Keep images with `min_aspect <= width / height <= max_aspect`."""
+    """Keep images with `min_aspect <= width / height <= max_aspect`.
+
+    Args:
+        min_aspect: the smallest width / height kept (None: no lower bound).
+        max_aspect: the largest width / height kept (None: no upper bound).
+    """
 
     reads: ClassVar[tuple[str, ...]] = ("width", "height")
+    writes: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = "Images whose aspect ratio is within the bounds."
 
     def __init__(self, min_aspect: float | None = None, max_aspect: float | None = None) -> None:
@@ -85,9 +93,14 @@ class FilterByAspectRatio(FilterNode):
 
 class Filter(FilterNode):
     """Keep images for which `predicate(image)` is truthy. The predicate sees plain values
-    (`image.width`, `image.get("caption")`), and its source text is part of the cache key."""
+    (`image.width`, `image.get("caption")`), and its source text is part of the cache key.
+
+    Args:
+        predicate: image → truthy to keep, falsy to reject.
+    """
 
     description: ClassVar[str] = "Images for which the predicate holds."
+    writes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, predicate: Callable[[Image], Any]) -> None:
         if not callable(predicate):

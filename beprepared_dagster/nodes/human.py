@@ -24,9 +24,11 @@ def _check_domain(domain: Any) -> None:
 
 
 class HumanFilter(HumanNode):
-    """A person keeps or rejects each image in the labeling app (domain `{domain}`)."""
+    """A person keeps or rejects each image in the labeling app (↑/W keep, ↓/S reject, Z undo)."""
 
     kind = "filter"
+    description = "A person keeps or rejects each image in the labeling app (domain `{domain}`)."
+    writes = ("passed_human_filter",)
 
     def __init__(self, domain: str = "default", skip_ui: bool = False) -> None:
         _check_domain(domain)
@@ -55,9 +57,19 @@ def tag_rows(tags: Any) -> list[list[str]]:
 
 
 class HumanTag(HumanNode):
-    """A person toggles tags ({names}) per image; a reject toggle drops the image."""
+    """A person toggles tags per image (number keys 1…0, or a click); a reject toggle drops the image.
+
+    Tags already in `target_prop` from upstream nodes that are not part of this tag set are kept, in front.
+
+    Args:
+        tags: the tags offered: a list (`["labrador", "poodle"]`) or rows of tags (`[["a", "b"], ["c"]]`).
+        version: bump it to present every image again, with its earlier tags preselected.
+        target_prop: the property that receives the tag list.
+    """
 
     kind = "tag"
+    description = "A person toggles tags ({names}) per image; a reject toggle drops the image."
+    writes = ("{target_prop}",)
 
     def __init__(
         self,
@@ -91,9 +103,19 @@ class HumanTag(HumanNode):
 
 
 class HumanCaption(HumanNode):
-    """A person writes or corrects the caption of each image (from `{source_prop}` into `{target_prop}`)."""
+    """A person writes or corrects the caption of each image; an emptied caption means "use the source".
+
+    Args:
+        source_prop: the property whose value the person starts from (e.g. a model's caption).
+        target_prop: the property that receives the caption.
+        version: bump it to present every image again.
+    """
 
     kind = "caption"
+    description = (
+        "A person writes or corrects the caption of each image (from `{source_prop}` into `{target_prop}`)."
+    )
+    writes = ("{target_prop}",)
 
     def __init__(
         self,

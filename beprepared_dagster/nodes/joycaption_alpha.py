@@ -137,7 +137,9 @@ class JoyCaptionAlphaTwo(_JoyCaptionAlpha):
         caption_length: "any", a word count, or "very short" … "very long".
         extra_options: sentences appended to the prompt (`joycaption_prompts.EXTRA_OPTIONS` are the ones it
             was trained on); `{name}` is filled from `name_input`.
-        prompt / instructions / model / vision_model: as `JoyCaptionAlphaOne`.
+        name_input: the name that fills `{name}` in the prompt and the extra options.
+        model: `<owner>/<space>/<checkpoint folder>` or a local checkpoint folder (default: the original's).
+        vision_model: the SigLIP base (default google/siglip-so400m-patch14-384; only config.json is read).
         text_model: the Llama 3.1 Instruct base (default unsloth/Meta-Llama-3.1-8B-Instruct, as the original).
     """
 

@@ -39,6 +39,16 @@ class Load(SourceNode):
 
     version: ClassVar[int] = 1
     description: ClassVar[str] = "Images found under {dir}, copied into the workspace and checked."
+    writes: ClassVar[tuple[str, ...]] = (
+        "objectid",
+        "original_path",
+        "width",
+        "height",
+        "format",
+        "ext",
+        "mode",
+        "orientation",
+    )
 
     def __init__(self, dir: str | os.PathLike) -> None:
         if not isinstance(dir, str | os.PathLike) or not str(dir):

@@ -36,6 +36,16 @@ def check_choice(name: str, value: Any, accepted: Sequence[Any], allow_none: boo
 class ModelNode(ImageNode):
     """Base of nodes that run a local model. Subclasses set the class attributes and call `_setup_model`.
 
+    Args:
+        model: a hub id (downloaded into the Hugging Face cache when missing) or a local folder.
+        revision: a branch, tag or commit of the hub repository (pin a commit to make the cache key follow
+            the weights).
+        batch_size: images per device batch (not part of the cache key).
+        devices: devices to run on, e.g. `["cuda:0", "cuda:1"]` (default: every GPU, else the CPU; not part of
+            the cache key).
+        dtype: "bfloat16", "float16" or "float32" (default: bfloat16 on a GPU that has it, else float32).
+        quantize: "4bit" or "8bit" loading through bitsandbytes (the `quant` extra), on CUDA.
+
     Attributes:
         backend: "package.module:Class" of the `models.api.Backend` that runs the model on one device.
         family: the model family's name for messages.
@@ -120,7 +130,20 @@ class CaptionNode(ModelNode):
     The prompt sent is `prompt` (or `DEFAULT_PROMPT`), then `instructions` after a blank line, as in the
     original. Sampling is seeded per image from `seed` and the image's object id, so a recomputation is
     reproducible.
+
+    Args:
+        target_prop: the property that receives the caption.
+        prompt: replaces the node's default prompt.
+        instructions: text appended to the prompt after a blank line.
+        max_new_tokens: the longest caption, in tokens (None: the node's default).
+        temperature: sampling temperature; 0 is greedy (None: the node's default).
+        top_p: nucleus sampling's probability mass (None: the node's default).
+        seed: the sampling seed, combined with each image's object id.
+        on_error: an empty or refused caption: "keep" the image without one (recorded as `caption_error`,
+            retried next run) or "reject" it.
     """
+
+    writes: ClassVar[tuple[str, ...]] = ("{target_prop}", "caption_model", "caption_error")
 
     DEFAULT_PROMPT: ClassVar[str] = "Describe the image in detail."
     default_max_new_tokens: ClassVar[int] = 300

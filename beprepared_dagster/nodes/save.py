@@ -26,7 +26,22 @@ _COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
 
 class SaveNode(SinkNode):
-    """Base of the Save nodes: the caption options every layout shares (validated here)."""
+    """Base of the Save nodes: the caption options every layout shares (validated here).
+
+    Args:
+        captions: write captions (a caption file, or the caption column) when an image has a caption, tags or a
+            trigger.
+        caption_ext: caption file extension (".txt" or ".caption").
+        caption_prop: the property holding the caption (a string, or a list of strings); None for none.
+        tags_prop: a property holding tags (e.g. "tags"); rendered and put before the caption.
+        tag_spaces: underscores in tags become spaces (tags of 3 characters or fewer, like `^_^`, are kept).
+        escape_parens: escape `(` `)` in tags as `\\(` `\\)` (for prompt UIs; kohya reads captions literally).
+        first_tags: tags moved to the front when present (e.g. ["1girl", "1boy"]).
+        trigger: trigger word put first in every caption, or replacing a literal `[trigger]`.
+        multi_caption: several captions per image: "files" (an image copy per caption), "lines" (one
+            caption per line, for trainers that pick a random line) or "first".
+        stats: write `dataset_stats.html` (image sizes, buckets, tags, caption lengths) into the export.
+    """
 
     layout: ClassVar[str] = "original"
     default_dir: ClassVar[str] = "output"

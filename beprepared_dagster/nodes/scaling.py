@@ -84,6 +84,16 @@ class Downscale(TransformNode):
     description: ClassVar[str] = (
         "Images shrunk (max_edge={max_edge}, min_edge={min_edge}), encoded as {format}."
     )
+    writes: ClassVar[tuple[str, ...]] = (
+        "objectid",
+        "format",
+        "ext",
+        "width",
+        "height",
+        "orientation",
+        "mode",
+        "downscale_info",
+    )
 
     def __init__(
         self,
@@ -136,6 +146,16 @@ class Upscale(TransformNode):
     reads: ClassVar[tuple[str, ...]] = ("objectid", "width", "height", "orientation")
     description: ClassVar[str] = (
         "Images enlarged to a shorter side of at least {min_edge} ({method}), as {format}."
+    )
+    writes: ClassVar[tuple[str, ...]] = (
+        "objectid",
+        "format",
+        "ext",
+        "width",
+        "height",
+        "orientation",
+        "mode",
+        "upscale_info",
     )
 
     def __init__(

@@ -71,6 +71,7 @@ class Take(SetNode):
     """
 
     description: ClassVar[str] = "{n} images taken (random={random}, seed={seed})."
+    writes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, n: int, random: bool = False, seed: int | str = 0) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
@@ -113,6 +114,7 @@ class Sorted(SetNode):
     """
 
     description: ClassVar[str] = "Images ordered by a key function (reverse={reverse})."
+    writes: ClassVar[tuple[str, ...]] = (ORDER_PROP,)
 
     def __init__(self, key: Callable[[Image], Any], reverse: bool = False) -> None:
         if not callable(key):
@@ -144,6 +146,7 @@ class Shuffle(SetNode):
 
     reads: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = "Images in a random order (seed={seed})."
+    writes: ClassVar[tuple[str, ...]] = (ORDER_PROP,)
 
     def __init__(self, seed: int | str = 0) -> None:
         check_seed(seed)

@@ -69,6 +69,7 @@ class AddTags(_TagNode):
     """
 
     description: ClassVar[str] = "Images with tags {tags} added to {target_prop}."
+    writes: ClassVar[tuple[str, ...]] = ("{target_prop}",)
 
     def __init__(self, tags: str | list[str], target_prop: str = "tags") -> None:
         self.tags = self.params["tags"] = _tag_list(tags, "tags")
@@ -87,6 +88,7 @@ class RemoveTags(_TagNode):
     """
 
     description: ClassVar[str] = "Images with tags {tags} removed from {target_prop}."
+    writes: ClassVar[tuple[str, ...]] = ("{target_prop}",)
 
     def __init__(self, tags: str | list[str], target_prop: str = "tags") -> None:
         self.tags = self.params["tags"] = _tag_list(tags, "tags")
@@ -109,6 +111,7 @@ class RewriteTags(_TagNode):
     """
 
     description: ClassVar[str] = "Images with tags renamed in {target_prop}."
+    writes: ClassVar[tuple[str, ...]] = ("{target_prop}",)
 
     def __init__(self, mapping: dict[str, str], target_prop: str = "tags") -> None:
         if not isinstance(mapping, dict) or not mapping:

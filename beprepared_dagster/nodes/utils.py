@@ -35,6 +35,7 @@ class Map(PropertyNode):
     """
 
     description: ClassVar[str] = "Images transformed by a function."
+    writes: ClassVar[tuple[str, ...]] = ("whatever func returns",)
 
     def __init__(self, func: Callable[[Image], Mapping[str, Any]]) -> None:
         _callable("func", func)
@@ -68,6 +69,7 @@ class Apply(PropertyNode):
     """
 
     description: ClassVar[str] = "Images passed to a function for its side effects."
+    writes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, func: Callable[[Image], Any]) -> None:
         _callable("func", func)
@@ -86,6 +88,7 @@ class Info(ImageNode):
     """
 
     description: ClassVar[str] = "Images whose properties were logged."
+    writes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, include_hidden_properties: bool = False) -> None:
         if not isinstance(include_hidden_properties, bool):
@@ -122,6 +125,7 @@ class Passthrough(ImageNode):
 
     reads: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = "Images passed on unchanged."
+    writes: ClassVar[tuple[str, ...]] = ()
 
     def process(self, images: list[Image], ctx: NodeContext) -> list[Outcome]:
         return [Outcome.keep() for _ in images]
@@ -136,6 +140,7 @@ class Sleep(ImageNode):
 
     batch_size: ClassVar[int] = 1_000_000  # one batch, so one wait, per run
     description: ClassVar[str] = "Images passed on after a {seconds} s pause."
+    writes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, seconds: float) -> None:
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 86_400:
@@ -155,6 +160,7 @@ class Fail(ImageNode):
     """
 
     description: ClassVar[str] = "Fails the run: {message}"
+    writes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, message: str = "error") -> None:
         if not isinstance(message, str):

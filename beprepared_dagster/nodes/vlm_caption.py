@@ -73,6 +73,13 @@ class JoyCaptionBetaOne(CaptionNode):
     `caption_type` / `caption_length` / `extra_options` / `name_input` build JoyCaption's own prompt (see
     `joycaption_prompts`); `prompt=` replaces it. Sampling defaults are JoyCaption's (temperature 0.6,
     top_p 0.9, up to 512 new tokens).
+
+    Args:
+        caption_type: one of JoyCaption Beta One's caption types ("descriptive", "straightforward",
+            "stable_diffusion", "booru_tag_list", …: `joycaption_prompts.BETA_ONE_TYPES`).
+        caption_length: "any", a word count, or "very short" … "very long".
+        extra_options: sentences appended to the prompt (JoyCaption's own list of options).
+        name_input: the name that fills `{name}` in the extra options.
     """
 
     backend: ClassVar[str] = VLM_BACKEND
