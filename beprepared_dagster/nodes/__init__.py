@@ -25,6 +25,7 @@ from beprepared_dagster.nodes.llama_caption import LlamaCaption
 from beprepared_dagster.nodes.load import Load
 from beprepared_dagster.nodes.molmo_caption import MolmoCaption
 from beprepared_dagster.nodes.qwen_caption import QwenVLCaption
+from beprepared_dagster.nodes.rank import HumanRank
 from beprepared_dagster.nodes.save import Save, SaveImageFolder, SaveKohya
 from beprepared_dagster.nodes.scaling import Downscale, DownscaleMethod, Upscale, UpscaleMethod
 from beprepared_dagster.nodes.setlevel import Shuffle, Sorted, Take
@@ -54,6 +55,7 @@ __all__ = [
     "HumanCaption",
     "HumanFilter",
     "HumanNode",
+    "HumanRank",
     "HumanTag",
     "Image",
     "ImageNode",

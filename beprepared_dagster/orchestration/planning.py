@@ -17,7 +17,7 @@ from typing import Any
 
 from beprepared_dagster.nodes.base import HumanNode, SinkNode
 from beprepared_dagster.orchestration.partitions import contiguous_ranges
-from beprepared_dagster.orchestration.stage_human import is_ready
+from beprepared_dagster.orchestration.stage_human import current_labels, is_ready
 from beprepared_dagster.store import human, stages
 from beprepared_dagster.store.admin import CLEARED
 from beprepared_dagster.store.stages import KEPT, PENDING
@@ -41,6 +41,21 @@ class Plan:
     # Changes whenever stored state does (a run wrote rows, a label arrived): part of every run key, so the
     # same work requested again after a change is not mistaken for a duplicate, and unchanged work is.
     token: str = ""
+
+
+def merged(workflow: Workflow, runs: list[PlannedRun], all_keys: list[str], token: str) -> list[PlannedRun]:
+    """`runs` as one run over the span they cover (HumanRank: one comparison moves scores all over the
+    dataset, and the images still short of comparisons in between would otherwise split it into many runs;
+    re-running those writes the same "waiting" rows again)."""
+    if len(runs) < 2:
+        return runs
+    position = {k: i for i, k in enumerate(all_keys)}
+    first = min((r.first for r in runs), key=position.__getitem__)
+    last = max((r.last for r in runs), key=position.__getitem__)
+    chosen = {s for r in runs for s in r.stages}
+    selection = [s.name for s in partitioned_stages(workflow) if s.name in chosen]
+    key = hashlib.sha256("|".join([token, *selection, first, last]).encode()).hexdigest()[:24]
+    return [PlannedRun(selection, first, last, position[last] - position[first] + 1, key)]
 
 
 def partitioned_stages(workflow: Workflow) -> list[Stage]:
@@ -144,9 +159,8 @@ def _human(
     upstream_stale: set[str],
 ) -> _HumanState:
     node: HumanNode = stage.node  # type: ignore[assignment]
-    domain, kind = node.label_key()
     upstream = stages.read_rows(conn, workflow.name, stage.inputs[0].name)
-    labels = store.journal.latest(domain, kind)
+    labels = current_labels(node, store.journal)
     applied = human.applied_ids(conn, workflow.name, stage.name)
     pending, kept_here = _own_status(conn, workflow.name, stage.name)
     state = _HumanState()

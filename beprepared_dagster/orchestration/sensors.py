@@ -14,7 +14,14 @@ from beprepared_dagster.nodes.base import HumanNode, SinkNode
 from beprepared_dagster.orchestration.assets import asset_key
 from beprepared_dagster.orchestration.discovery import discover
 from beprepared_dagster.orchestration.partitions import partitions_def, partitions_name, range_tags
-from beprepared_dagster.orchestration.planning import PlannedRun, owner, partitioned_stages, plan, state_token
+from beprepared_dagster.orchestration.planning import (
+    PlannedRun,
+    merged,
+    owner,
+    partitioned_stages,
+    plan,
+    state_token,
+)
 from beprepared_dagster.orchestration.stats import STATS_ASSET, stats_stages
 from beprepared_dagster.store import order
 from beprepared_dagster.store.workspace import WorkspaceStore
@@ -180,6 +187,8 @@ def build_label_sensor(workflow: Workflow, stage: Stage) -> dg.SensorDefinition:
         keys = list(context.instance.get_dynamic_partitions(partitions_name(workflow)))
         planned = plan(store, workflow, keys)
         runs = [r for r in planned.runs if owner(workflow, r.stages[0]) == stage.name]
+        if getattr(stage.node, "kind", "") == "rank":  # scores move everywhere: one run, not one per gap
+            runs = merged(workflow, runs, keys, planned.token)
         waiting = planned.waiting.get(stage.name, 0)
         if not runs:
             return dg.SensorResult(

@@ -25,14 +25,13 @@ def run_human(executor: StageExecutor, stage: Stage, keys: list[str], report: St
     from beprepared_dagster.orchestration.executor import chunks
 
     node: HumanNode = stage.node  # type: ignore[assignment]
-    domain, kind = node.label_key()
     upstream = stage.inputs[0].name
     workflow = executor.workflow.name
     for chunk in chunks(keys, 4096):
         with executor.store.db.connect() as conn:
             inputs = stages.read_rows(conn, workflow, upstream, chunk)
         executor._check_complete(stage, upstream, chunk, inputs)
-        labels = executor.store.journal.latest(domain, kind, chunk)
+        labels = current_labels(node, executor.store.journal, chunk)
         rows: list[Row] = []
         for image_id in chunk:
             label = labels.get(image_id)
@@ -45,6 +44,16 @@ def run_human(executor: StageExecutor, stage: Stage, keys: list[str], report: St
             human.record_applied(conn, workflow, stage.name, applied)
 
         executor._write(stage, rows, report, cache_values={}, also=also)
+
+
+def current_labels(node: HumanNode, journal: Any, image_ids: Any = None) -> dict[str, Any]:
+    """The label each image of the stage is decided by: the latest journal entry, or for a stage that derives
+    its labels from many entries (HumanRank: a fit over every comparison), the derived one."""
+    derive = getattr(node, "derive_labels", None)
+    if derive is not None:
+        return derive(journal, image_ids)
+    domain, kind = node.label_key()
+    return journal.latest(domain, kind, image_ids)
 
 
 def _row(executor: StageExecutor, stage: Stage, node: HumanNode, row: Row, value: Any) -> Row:

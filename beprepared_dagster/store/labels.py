@@ -1,6 +1,7 @@
 """The label journal: every human decision is one appended row in a small SQLite file (WAL, synchronous=FULL,
 autocommit), durable when `append` returns. The labeling app is its only writer; human stages read the latest
-entry per (domain, kind, image) and mirror it into DuckDB's `labels` table when they materialize.
+entry per (domain, kind, image) and mirror it into DuckDB's `labels` table when they materialize. HumanRank
+(kind `rank`) reads every entry of its domain instead: each is one comparison (or the undo of one).
 
 Why not DuckDB directly: DuckDB lets one process hold the file, and a click must never wait behind a run.
 Why append-only: undo and re-label are new entries, so `kill -9` at any moment loses nothing acknowledged,
@@ -22,7 +23,7 @@ from typing import Any
 from beprepared_dagster.errors import StoreError
 
 JOURNAL_NAME = "labels.sqlite"
-KINDS = ("filter", "tag", "caption")
+KINDS = ("filter", "tag", "caption", "rank")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -48,6 +49,7 @@ class Label:
     value: dict[str, Any] | None
     ts: float
     labeler: str | None = None
+    request_id: str | None = None
 
 
 class LabelJournal:
@@ -165,13 +167,26 @@ class LabelJournal:
         """Entries with id > `after_id`, oldest first."""
         if not self.path.exists():
             return []
-        sql = "SELECT id, domain, kind, image_id, value, ts, labeler FROM journal WHERE id > ? ORDER BY id"
+        sql = (
+            "SELECT id, domain, kind, image_id, value, ts, labeler, request_id FROM journal WHERE id > ? ORDER BY id"
+        )
         params: list[Any] = [after_id]
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
         with self._connect() as conn:
             return [_label(row) for row in conn.execute(sql, params).fetchall()]
+
+    def entries(self, domain: str, kind: str) -> list[Label]:
+        """Every entry of (domain, kind), oldest first, with request ids (HumanRank keeps all comparisons)."""
+        if not self.path.exists():
+            return []
+        sql = (
+            "SELECT id, domain, kind, image_id, value, ts, labeler, request_id FROM journal "
+            "WHERE domain = ? AND kind = ? ORDER BY id"
+        )
+        with self._connect() as conn:
+            return [_label(row) for row in conn.execute(sql, [domain, kind]).fetchall()]
 
     def max_id(self) -> int:
         if not self.path.exists():
@@ -190,7 +205,8 @@ class LabelJournal:
 
 
 def _label(row: tuple) -> Label:
-    return Label(int(row[0]), row[1], row[2], row[3], json.loads(row[4]) if row[4] else None, row[5], row[6])
+    value = json.loads(row[4]) if row[4] else None
+    return Label(int(row[0]), row[1], row[2], row[3], value, row[5], row[6], row[7] if len(row) > 7 else None)
 
 
 def _check(domain: str, kind: str, image_id: str) -> None:
