@@ -41,6 +41,7 @@ from beprepared_dagster.nodes import (
     Map,
     MapCaption,
     MolmoCaption,
+    NudeNet,
     Passthrough,
     QwenVLCaption,
     RemoveTags,
@@ -57,6 +58,7 @@ from beprepared_dagster.nodes import (
     Upscale,
     UpscaleMethod,
     VLMCaption,
+    WDTagger,
     XGenMMCaption,
 )
 from beprepared_dagster.workflow import Node, Workflow, Workspace
@@ -96,6 +98,7 @@ __all__ = [
     "MapCaption",
     "MolmoCaption",
     "Node",
+    "NudeNet",
     "Passthrough",
     "QwenVLCaption",
     "RemoveTags",
@@ -113,6 +116,7 @@ __all__ = [
     "Upscale",
     "UpscaleMethod",
     "VLMCaption",
+    "WDTagger",
     "XGenMMCaption",
     "Workflow",
     "WorkflowError",

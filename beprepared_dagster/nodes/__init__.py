@@ -24,6 +24,7 @@ from beprepared_dagster.nodes.joycaption_alpha import JoyCaptionAlphaOne, JoyCap
 from beprepared_dagster.nodes.llama_caption import LlamaCaption
 from beprepared_dagster.nodes.load import Load
 from beprepared_dagster.nodes.molmo_caption import MolmoCaption
+from beprepared_dagster.nodes.nudenet import NudeNet
 from beprepared_dagster.nodes.qwen_caption import QwenVLCaption
 from beprepared_dagster.nodes.rank import HumanRank
 from beprepared_dagster.nodes.save import Save, SaveImageFolder, SaveKohya
@@ -32,6 +33,7 @@ from beprepared_dagster.nodes.setlevel import Shuffle, Sorted, Take
 from beprepared_dagster.nodes.tags import AddTags, RemoveTags, RewriteTags
 from beprepared_dagster.nodes.utils import Apply, Fail, Info, Map, Passthrough, Sleep
 from beprepared_dagster.nodes.vlm_caption import JoyCaptionBetaOne, VLMCaption
+from beprepared_dagster.nodes.wd_tagger import WDTagger
 from beprepared_dagster.nodes.xgenmm_caption import XGenMMCaption
 
 __all__ = [
@@ -69,6 +71,7 @@ __all__ = [
     "MapCaption",
     "MolmoCaption",
     "NodeContext",
+    "NudeNet",
     "Outcome",
     "Passthrough",
     "PropertyNode",
@@ -89,5 +92,6 @@ __all__ = [
     "Upscale",
     "UpscaleMethod",
     "VLMCaption",
+    "WDTagger",
     "XGenMMCaption",
 ]
