@@ -63,7 +63,19 @@ from beprepared_dagster.nodes import (
 )
 from beprepared_dagster.workflow import Node, Workflow, Workspace
 
-__version__ = "0.1.0"
+
+
+def _version() -> str:
+    """The installed package's version (pyproject.toml is the only place it is written)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("beprepared-dagster")
+    except PackageNotFoundError:  # a source tree on sys.path that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = [
     "AddTags",
