@@ -5,7 +5,7 @@ TORCH ?= 2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test test-fast lint bench bench-bookkeeping bench-captioning clean
+.PHONY: help demo test test-fast lint docs dist bench bench-bookkeeping bench-captioning clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,6 +31,12 @@ lint: $(STAMP)  ## ruff lint + format check
 	$(BIN)/ruff check beprepared_dagster beprepared_dagster_tests bench
 	$(BIN)/ruff format --check beprepared_dagster beprepared_dagster_tests bench
 
+docs: $(STAMP)  ## build the documentation site into site/ (strict; node reference generated from the code)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+dist: $(STAMP)  ## build the sdist and the wheel into dist/ (offline: uses the installed setuptools)
+	$(BIN)/python -m build --no-isolation --outdir dist
+
 bench: $(STAMP)  ## pipeline benchmark (prints figures; N=2000 by default)
 	$(BIN)/python bench/bench_pipeline.py
 
@@ -41,4 +47,4 @@ bench-captioning: $(STAMP)  ## captioning runtime vs a plain generate loop (tiny
 	$(BIN)/python bench/bench_captioning.py
 
 clean:  ## remove the virtualenv and the demo workspace
-	rm -rf $(VENV) workspace
+	rm -rf $(VENV) workspace site dist
