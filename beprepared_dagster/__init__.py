@@ -12,7 +12,9 @@ with Workspace("mydataset") as workspace:
 from beprepared_dagster.errors import BadImage, RunFailed, WorkflowError
 from beprepared_dagster.nodes import (
     AddTags,
+    AestheticScore,
     Apply,
+    ClipEmbed,
     Concat,
     ConvertFormat,
     CropToAspect,
@@ -79,8 +81,10 @@ __version__ = _version()
 
 __all__ = [
     "AddTags",
+    "AestheticScore",
     "Apply",
     "BadImage",
+    "ClipEmbed",
     "Concat",
     "ConvertFormat",
     "CropToAspect",

@@ -14,6 +14,7 @@ pytest_plugins = [
     "beprepared_dagster_tests.tiny_models.joycaption_alpha",
     "beprepared_dagster_tests.tiny_models.remote_code",
     "beprepared_dagster_tests.tiny_models.onnx_tagger",
+    "beprepared_dagster_tests.tiny_models.clip",
 ]
 
 DATA = Path(__file__).resolve().parent / "data" / "images"

@@ -99,5 +99,8 @@ def basename(path: str) -> str:
 
 
 def public_props(props: dict[str, Any]) -> dict[str, Any]:
-    """The properties a sidecar or gallery shows: every name not starting with `_`, sorted."""
-    return {k: v for k, v in sorted(props.items()) if not k.startswith("_")}
+    """The properties a sidecar or gallery shows: every name not starting with `_`, sorted; embedding
+    references (ClipEmbed's vectors, stored apart) are left out too."""
+    from beprepared_dagster.store.embeddings import is_ref
+
+    return {k: v for k, v in sorted(props.items()) if not k.startswith("_") and not is_ref(v)}

@@ -11,11 +11,13 @@ from beprepared_dagster.nodes.base import (
     SetNode,
     TransformNode,
 )
+from beprepared_dagster.nodes.aesthetic import AestheticScore
 from beprepared_dagster.nodes.captions import MapCaption, Set, SetCaption
 from beprepared_dagster.nodes.concat import Concat
 from beprepared_dagster.nodes.convert_format import ConvertFormat
 from beprepared_dagster.nodes.crop import CropToAspect
 from beprepared_dagster.nodes.dedupe import ExactDedupe, FuzzyDedupe
+from beprepared_dagster.nodes.embeddings import ClipEmbed
 from beprepared_dagster.nodes.filters import Filter, FilterByAspectRatio, FilterBySize
 from beprepared_dagster.nodes.florence2 import Florence2Caption, Florence2Task
 from beprepared_dagster.nodes.gemma3_caption import Gemma3Caption
@@ -38,7 +40,9 @@ from beprepared_dagster.nodes.xgenmm_caption import XGenMMCaption
 
 __all__ = [
     "AddTags",
+    "AestheticScore",
     "Apply",
+    "ClipEmbed",
     "Concat",
     "ConvertFormat",
     "CropToAspect",

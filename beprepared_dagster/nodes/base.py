@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from beprepared_dagster.workflow import Node
 
 if TYPE_CHECKING:
+    from beprepared_dagster.store.embeddings import EmbeddingReader
     from beprepared_dagster.store.objects import ObjectStore
 
 
@@ -78,6 +79,9 @@ class Outcome:
     reason: str | None = None
     set: dict[str, Any] = field(default_factory=dict)
     cache: bool = field(default=True, compare=False)
+    # Vectors to store in the embeddings table as (space, objectid, vector), written in the same transaction
+    # as the row; `set` holds only their references (store/embeddings.py). Not part of the cached value.
+    embeddings: list[tuple[str, str, Any]] = field(default_factory=list, compare=False)
 
     @classmethod
     def keep(cls, **props: Any) -> Outcome:
@@ -97,12 +101,13 @@ class Outcome:
 
 @dataclass
 class NodeContext:
-    """What a node may use besides its images: the object store, a logger, and a folder for debug output
-    (e.g. FuzzyDedupe's cluster page) that the executor creates per stage."""
+    """What a node may use besides its images: the object store, a logger, a folder for debug output
+    (e.g. FuzzyDedupe's cluster page) that the executor creates per stage, and the stored embeddings."""
 
     objects: ObjectStore
     log: logging.Logger | Any
     debug_dir: Path | None = None
+    embeddings: EmbeddingReader | None = None  # stored image embeddings (ClipEmbed's), read in bulk
 
 
 class SourceNode(Node):

@@ -117,7 +117,7 @@ class FuzzyDedupe(SetNode):
             images = list(images)
             for k, values in zip(todo, self.features([images[k] for k in todo], ctx), strict=True):
                 images[k] = images[k].with_props(**values)
-        pairs = self._pairs(images)
+        pairs = self._pairs(images, ctx)
         leader, similarity = self._cluster(images, pairs)
         self._report(images, leader, similarity, ctx)
         return [
@@ -144,13 +144,13 @@ class FuzzyDedupe(SetNode):
                     leader[j], similarity[j] = i, sim
         return leader, similarity
 
-    def _pairs(self, images: list[Image]) -> dict[int, list[tuple[int, float]]]:
+    def _pairs(self, images: list[Image], ctx: NodeContext) -> dict[int, list[tuple[int, float]]]:
         """Every pair at or above the threshold, both ways: i → [(j, similarity)]. Compared in blocks of
         rows against the columns from the block's first row on (the upper triangle)."""
         import numpy as np
 
         if self.params["method"] == "clip":
-            data, block = _embeddings(images), self._clip_block
+            data, block = _embeddings(images, ctx), self._clip_block
         else:
             hashes = [int(image[self.params["method"]], 16) for image in images]
             data, block = np.array(hashes, dtype=np.uint64), self._hash_block
@@ -239,20 +239,20 @@ _CSS = (
 )
 
 
-def _embeddings(images: list[Image]) -> Any:
+def _embeddings(images: list[Image], ctx: NodeContext) -> Any:
+    """The normalised `clip` vectors (ClipEmbed's stored embeddings; a plain list of floats also works)."""
     import numpy as np
 
-    vectors = []
-    for image in images:
-        value = image.get("clip")
-        if value is None:
-            raise ValueError(
-                f"FuzzyDedupe(method='clip') needs a `clip` embedding on every image; {label(image)} has none "
-                "(put ClipEmbed before it, or use method='phash')"
-            )
-        vectors.append(np.asarray(value, dtype=np.float32).ravel())
+    from beprepared_dagster.nodes.embeddings import embedding_refs
+    from beprepared_dagster.store.embeddings import is_ref
+
+    if not images:
+        return np.zeros((0, 1), dtype=np.float32)
+    if any(is_ref(image.get("clip")) or image.get("clip") is None for image in images):
+        return embedding_refs(images, "clip", "FuzzyDedupe(method='clip')", ctx)
+    vectors = [np.asarray(image["clip"], dtype=np.float32).ravel() for image in images]
     if len({v.shape for v in vectors}) > 1:
         raise ValueError("FuzzyDedupe(method='clip'): the `clip` embeddings have different lengths")
-    matrix = np.stack(vectors) if vectors else np.zeros((0, 1), dtype=np.float32)
+    matrix = np.stack(vectors)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.where(norms == 0, 1, norms)

@@ -118,6 +118,11 @@ class ModelNode(ImageNode):
         """Turn one backend result (or an `ItemError`) into the image's outcome."""
         raise NotImplementedError
 
+    def without_model(self, images: list[Image], ctx: NodeContext) -> list[Outcome | None]:
+        """Outcomes for images that need no pass of the model (None: compute it), asked before the model is
+        resolved; e.g. AestheticScore from CLIP embeddings the workflow already stored."""
+        return [None] * len(images)
+
     def process(self, images: list[Image], ctx: NodeContext) -> list[Outcome]:
         raise TypeError(
             f"{type(self).__name__} runs through the model runtime (orchestration/stage_model.py)"

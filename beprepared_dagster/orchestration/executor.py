@@ -113,9 +113,16 @@ class StageExecutor:
         """A counter for a stage's images: logs done / total, rate and ETA every few seconds."""
         return StageProgress(stage.name, total, self.log, self.on_progress)
 
+        from beprepared_dagster.store.embeddings import EmbeddingReader
+
     def _context(self, stage: Stage) -> NodeContext:
         debug = self.store.root / "debug" / self.workflow.name / stage.name
-        return NodeContext(objects=self.store.objects, log=self.log, debug_dir=debug)
+        return NodeContext(
+            objects=self.store.objects,
+            log=self.log,
+            debug_dir=debug,
+            embeddings=EmbeddingReader(self.store.db),
+        )
 
     def run(self, stage: Stage, keys: list[str]) -> StageReport:
         report = StageReport(stage.name, images=len(keys))

@@ -48,9 +48,12 @@ def run_model_stage(executor: StageExecutor, stage: Stage, keys: list[str], repo
         inputs.update(rows)
         digests.update(found)
     misses = sorted({d for d in digests.values() if d not in hits})
+    report.cache_hits += sum(1 for d in digests.values() if d in hits)
+    if misses:  # e.g. AestheticScore from stored CLIP embeddings: no pass over the pixels
+        hits.update(_without_model(executor, stage, node, inputs, digests, misses, report))
+        misses = [d for d in misses if d not in hits]
     missing = set(misses)
     model = _resolve(node, executor.log) if misses else None  # before anything is written
-    report.cache_hits += sum(1 for d in digests.values() if d in hits)
     progress = executor.progress(stage, len(keys))
     done = [k for k in keys if all(digests.get((k, r.seq)) not in missing for r in inputs[k])]
     for chunk in chunks(done, READ_CHUNK):
@@ -71,6 +74,50 @@ def _resolve(node: ModelNode, log: Any) -> Any:
     extras = {name: loading.resolve(spec) for name, spec in node.extra_specs().items()}
     log.info(f"model {model.label} in {model.path}")
     return model, extras
+
+
+def _without_model(
+    executor: StageExecutor,
+    stage: Stage,
+    node: ModelNode,
+    inputs: dict[str, list[Row]],
+    digests: dict[tuple[str, int], str],
+    misses: list[str],
+    report: StageReport,
+) -> dict[str, Any]:
+    """Outcomes (as cached JSON) the node gives for some misses without loading its model; cached at once."""
+    wanted, first = set(misses), {}
+    for image_id, rows in inputs.items():
+        for row in rows:
+            digest = digests.get((image_id, row.seq))
+            if digest in wanted and digest not in first:
+                first[digest] = row.props
+    found = node.without_model([Image(first[d]) for d in misses], executor._context(stage))
+    outcomes = {d: o for d, o in zip(misses, found, strict=True) if o is not None}
+    if outcomes:
+        with executor.store.db.connect() as conn:
+            cache.store(conn, stage.fingerprint, {d: o.to_json() for d, o in outcomes.items() if o.cache})
+        report.computed += len(outcomes)
+        executor.log.info(f"{stage.name}: {len(outcomes)} image(s) computed without loading the model")
+    return {d: o.to_json() for d, o in outcomes.items()}
+
+
+def _store_embeddings(outcomes: list[Outcome]) -> Any:
+    """`also` for a batch write: the vectors the outcomes carry go into the embeddings table."""
+    from beprepared_dagster.store import embeddings
+
+    by_space: dict[str, dict[str, Any]] = {}
+    for outcome in outcomes:
+        for space, objectid, vector in outcome.embeddings:
+            by_space.setdefault(space, {})[objectid] = vector
+    if not by_space:
+        return None
+
+    def write(conn: Any) -> None:
+        for space, vectors in by_space.items():
+            embeddings.put(conn, space, vectors)
+
+    return write
 
 
 def _hit(hits: dict[str, Any], digest: str | None) -> Outcome | None:
@@ -113,7 +160,8 @@ def _compute(
         }
         rows = [_row(executor, stage, r, outcomes[d]) for d in outcomes for r in feeds[d]]
         cacheable = {d: o.to_json() for d, o in outcomes.items() if o.cache}
-        executor._write(stage, rows, report, cache_values=cacheable)
+        also = _store_embeddings(list(outcomes.values()))
+        executor._write(stage, rows, report, cache_values=cacheable, also=also)
         report.computed += len(outcomes)
         report.fresh_images += len({r.image_id for r in rows})
         progress.advance(len({r.image_id for r in rows}))

@@ -73,4 +73,33 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        3,
+        "image embeddings and learned models",
+        """
+        CREATE TABLE embeddings (
+            space VARCHAR NOT NULL,         -- the model that computed it (`<id>@<commit>` or a folder)
+            objectid VARCHAR NOT NULL,      -- the bytes embedded
+            vector FLOAT[] NOT NULL,        -- L2-normalised
+            created_at TIMESTAMP DEFAULT current_timestamp,
+            PRIMARY KEY (space, objectid)
+        );
+        CREATE TABLE learned_models (
+            key VARCHAR PRIMARY KEY,        -- digest of the node, its hyperparameters and the labels it saw
+            node VARCHAR NOT NULL,
+            domain VARCHAR,
+            objectid VARCHAR NOT NULL,      -- the weights (safetensors) in the object store
+            metrics JSON NOT NULL,          -- held-out accuracy, confusion matrix, label counts
+            created_at TIMESTAMP DEFAULT current_timestamp
+        );
+        CREATE TABLE stage_models (
+            workflow VARCHAR NOT NULL,
+            stage VARCHAR NOT NULL,
+            key VARCHAR,                    -- the learned model the stage's rows were decided with (NULL: none)
+            summary JSON NOT NULL,          -- what the labeling tab and the metadata show
+            updated_at TIMESTAMP DEFAULT current_timestamp,
+            PRIMARY KEY (workflow, stage)
+        );
+        """,
+    ),
 ]
