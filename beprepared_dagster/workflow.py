@@ -322,6 +322,10 @@ def _validate(workflow: str, stages: list[Stage]) -> None:
             raise WorkflowError(
                 f"stage {stage.name!r} ({type(stage.node).__name__}) has no input: connect it with `>>` after a Load"
             )
+    for stage in stages:
+        check = getattr(stage.node, "check_upstream", None)
+        if check is not None:
+            check(stage)  # a node's own load-time check of what reaches it (e.g. a prompt template's properties)
 
 
 # --- loading workflow files for `dagster dev` -----------------------------------------------------------

@@ -80,6 +80,9 @@ def _blocks(service: LabelingService, holder: dict[str, Any]) -> Any:
     def lab_poll(payload: dict) -> dict:
         return _safe(service.poll, payload)
 
+    def lab_pairs(payload: dict) -> dict:
+        return _safe(service.pairs, payload)
+
     def lab_record(payload: dict, request: gr.Request) -> dict:
         return _safe(service.record, payload, current_user(holder.get("gradio"), request))
 
@@ -88,7 +91,7 @@ def _blocks(service: LabelingService, holder: dict[str, Any]) -> Any:
             value="",
             html_template='<div class="bp-app" data-state="loading">Loading the labeling app…</div>',
             js_on_load=static_text("labeler.js"),
-            server_functions=[lab_start, lab_page, lab_poll, lab_record],
+            server_functions=[lab_start, lab_page, lab_poll, lab_pairs, lab_record],
             apply_default_css=False,
             elem_id=ELEM_ID,
             cfg={"tabs": service.tabs(), "app": APP_ID},

@@ -64,6 +64,7 @@ class JournalView:
         self.position = 0
         self._latest: dict[tuple[str, str], dict[str, Label]] = {}
         self._log: dict[tuple[str, str], list[tuple[int, str]]] = {}
+        self._entries: dict[tuple[str, str], list[Label]] = {}  # every entry of kind rank (comparisons)
         self._lock = threading.Lock()
 
     def refresh(self) -> int:
@@ -75,12 +76,18 @@ class JournalView:
                     key = (label.domain, label.kind)
                     self._latest.setdefault(key, {})[label.image_id] = label
                     self._log.setdefault(key, []).append((label.id, label.image_id))
+                    if label.kind == "rank":
+                        self._entries.setdefault(key, []).append(label)
                     self.position = label.id
                 if len(batch) < 20000:
                     return self.position
 
     def latest(self, domain: str, kind: str) -> dict[str, Label]:
         return self._latest.get((domain, kind), {})
+
+    def entries(self, domain: str, kind: str) -> list[Label]:
+        """Every entry of (domain, kind) seen so far, oldest first (kept for kind `rank` only)."""
+        return self._entries.get((domain, kind), [])
 
     def changed_since(self, domain: str, kind: str, after_id: int) -> list[Label]:
         """The current label of every image of (domain, kind) that got an entry after `after_id`."""

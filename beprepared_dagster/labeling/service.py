@@ -15,6 +15,7 @@ from beprepared_dagster.errors import StoreError
 from beprepared_dagster.labeling import values
 from beprepared_dagster.labeling.display import DisplayCache, DisplayFile
 from beprepared_dagster.labeling.queue import JournalView, Snapshot, StageQueue
+from beprepared_dagster.labeling.rank import RankState
 from beprepared_dagster.labeling.urls import tab_key
 from beprepared_dagster.nodes.base import HumanNode
 from beprepared_dagster.store.db import Database
@@ -54,12 +55,15 @@ class LabelingService:
         self.page_size, self.lock_timeout = page_size, lock_timeout
         self.workspaces: dict[str, _Workspace] = {}
         self.queues: dict[str, StageQueue] = {}
+        self.ranks: dict[str, RankState] = {}
         for workflow in self.workflows:
             ws = self._workspace(workflow)
             for stage in workflow.stages:
                 if isinstance(stage.node, HumanNode) and stage.inputs:
                     queue = StageQueue(workflow, stage, ws.db, ws.journal, refresh_interval)
                     self.queues[tab_key(workflow.name, stage.name)] = queue
+                    if queue.kind == "rank":
+                        self.ranks[queue.key] = RankState(queue)
 
     def _workspace(self, workflow: Workflow) -> _Workspace:
         root = str(workflow.workspace_dir)
@@ -85,6 +89,10 @@ class LabelingService:
         snap = queue.snapshot(force=True)
         if queue.busy and snap.version == 0:
             return _fail("the workspace database is busy (a run is writing to it); trying again")
+        if queue.key in self.ranks:
+            pairs = self._pairs(queue, snap, payload)
+            page = {"items": [], "start": 0, "cursor": 0, "more_before": False, "more_after": False}
+            return {**page, "ok": True, "pairs": pairs, "journal": position, **self._status(queue, snap)}
         first = queue.first_unlabeled(snap)
         begin = max(0, first - BACK)
         page = self._page(queue, snap, begin, begin + BACK + self.page_size)
@@ -117,6 +125,8 @@ class LabelingService:
             return _fail(error)
         position = self._ws_of(queue).journal.refresh()
         snap = queue.snapshot()
+        if queue.key in self.ranks:
+            return {"ok": True, "journal": position, "changes": [], **self._status(queue, snap)}
         since = payload.get("since") if isinstance(payload.get("since"), int) else position
         changes = [
             {"id": lb.image_id, "value": lb.value, "j": lb.id}
@@ -132,6 +142,21 @@ class LabelingService:
                 start += 0 if after is None else 1
                 result.update(self._page(queue, snap, start, start + self.page_size))
         return {**result, **self._status(queue, snap)}
+
+    def pairs(self, payload: Any) -> dict[str, Any]:
+        """A rank tab's next pairs: `want` of them, after the pairs the browser holds (`avoid`, the last one on
+        screen), so it can keep several ahead of a fast presser."""
+        queue, error = self._queue(payload)
+        if queue is None or queue.key not in self.ranks:
+            return _fail(error or "not a ranking tab")
+        position = self._ws_of(queue).journal.refresh()
+        snap = queue.snapshot()
+        return {
+            "ok": True,
+            "pairs": self._pairs(queue, snap, payload),
+            "journal": position,
+            **self._status(queue, snap),
+        }
 
     def record(self, payload: Any, labeler: str | None = None) -> dict[str, Any]:
         """Append a batch of writes to the journal(s); durable when this returns `ok`. Per write: `ok` with
@@ -204,7 +229,21 @@ class LabelingService:
         return {"items": items, "start": start, "more_before": start > 0, "more_after": end < len(snap.items)}
 
     def _status(self, queue: StageQueue, snap: Snapshot) -> dict[str, Any]:
-        return {"counts": queue.counts(snap), "busy": queue.busy, "version": snap.version}
+        rank = self.ranks.get(queue.key)
+        counts = rank.counts(snap) if rank is not None else queue.counts(snap)
+        return {"counts": counts, "busy": queue.busy, "version": snap.version}
+
+    def _pairs(self, queue: StageQueue, snap: Snapshot, payload: dict[str, Any]) -> list[dict[str, Any]]:
+        avoid = [
+            (p[0], p[1])
+            for p in payload.get("avoid") or []
+            if isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+        ][-64:]
+        want = payload.get("want") if isinstance(payload.get("want"), int) else 8
+        seed = queue.journal.position * 7919 + len(avoid)
+        pairs = self.ranks[queue.key].pairs(snap, want, avoid, seed)
+        self._ws_of(queue).display.warm([p[side]["obj"] for p in pairs for side in ("a", "b")])
+        return pairs
 
 
 def _tab_config(key: str, queue: StageQueue) -> dict[str, Any]:
@@ -221,6 +260,8 @@ def _tab_config(key: str, queue: StageQueue) -> dict[str, Any]:
         config["rows"] = node.rows  # type: ignore[attr-defined]
     if queue.kind in ("tag", "caption"):
         config["version"] = node.params["version"]
+    if queue.kind == "rank":
+        config["target"] = node.params["comparisons_per_image"]
     return config
 
 

@@ -1,4 +1,5 @@
-"""Check and normalise the label values the browser sends, per kind (formats in `nodes/human.py`).
+"""Check and normalise the label values the browser sends, per kind (formats in `nodes/human.py` and, for
+comparisons, `nodes/rank.py`).
 
 The browser is not trusted: a value must have exactly the documented shape, tags must belong to the stage's
 tag set, and the stage's `version` is added by the server unless an undo restores an older value as it was.
@@ -43,6 +44,8 @@ def normalise(node: HumanNode, value: Any) -> dict[str, Any] | None:
         return _tag(node, value)
     if node.kind == "caption":
         return _caption(node, value)
+    if node.kind == "rank":
+        return _rank(value)
     raise InvalidWrite(f"unknown label kind {node.kind!r}")
 
 
@@ -92,3 +95,15 @@ def _caption(node: HumanNode, value: dict[str, Any]) -> dict[str, Any]:
     if len(caption) > MAX_CAPTION:
         raise InvalidWrite(f"caption is longer than {MAX_CAPTION} characters")
     return {"caption": caption, "version": _version(node, value)}
+
+
+def _rank(value: dict[str, Any]) -> dict[str, Any]:
+    """`{"vs": <other image id>, "result": 1 | 0 | 0.5}` (1: this image is better), or `{"undo": <request id>}`."""
+    if set(value) == {"undo"}:
+        return {"undo": check_request_id(value["undo"])}
+    if set(value) != {"vs", "result"}:
+        raise InvalidWrite('a comparison is {"vs": <image id>, "result": 1|0|0.5}, or {"undo": <request id>}')
+    result = value["result"]
+    if isinstance(result, bool) or result not in (0, 0.5, 1):
+        raise InvalidWrite("result must be 1 (this one), 0 (the other one) or 0.5 (can't tell)")
+    return {"vs": check_image_id(value["vs"]), "result": result}

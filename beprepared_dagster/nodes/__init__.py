@@ -12,6 +12,7 @@ from beprepared_dagster.nodes.base import (
     TransformNode,
 )
 from beprepared_dagster.nodes.aesthetic import AestheticScore
+from beprepared_dagster.nodes.api_caption import GeminiCaption, GPT4oCaption, OpenAICaption
 from beprepared_dagster.nodes.captions import MapCaption, Set, SetCaption
 from beprepared_dagster.nodes.concat import Concat
 from beprepared_dagster.nodes.convert_format import ConvertFormat
@@ -24,6 +25,7 @@ from beprepared_dagster.nodes.gemma3_caption import Gemma3Caption
 from beprepared_dagster.nodes.human import HumanCaption, HumanFilter, HumanTag
 from beprepared_dagster.nodes.joycaption_alpha import JoyCaptionAlphaOne, JoyCaptionAlphaTwo
 from beprepared_dagster.nodes.llama_caption import LlamaCaption
+from beprepared_dagster.nodes.llm_text import LLMCaptionTransform, LLMCaptionVariations
 from beprepared_dagster.nodes.load import Load
 from beprepared_dagster.nodes.molmo_caption import MolmoCaption
 from beprepared_dagster.nodes.nudenet import NudeNet
@@ -58,6 +60,8 @@ __all__ = [
     "Florence2Task",
     "FuzzyDedupe",
     "Gemma3Caption",
+    "GPT4oCaption",
+    "GeminiCaption",
     "HumanCaption",
     "HumanFilter",
     "HumanNode",
@@ -69,6 +73,8 @@ __all__ = [
     "JoyCaptionAlphaTwo",
     "JoyCaptionBetaOne",
     "Info",
+    "LLMCaptionTransform",
+    "LLMCaptionVariations",
     "LlamaCaption",
     "Load",
     "Map",
@@ -76,6 +82,7 @@ __all__ = [
     "MolmoCaption",
     "NodeContext",
     "NudeNet",
+    "OpenAICaption",
     "Outcome",
     "Passthrough",
     "PropertyNode",

@@ -28,6 +28,7 @@ from beprepared_dagster.nodes.base import (
 from beprepared_dagster.nodes.load import PROBE_FINGERPRINT, Load
 from beprepared_dagster.nodes.model import ModelNode
 from beprepared_dagster.orchestration.progress import StageProgress
+from beprepared_dagster.remote.node import RemoteNode
 from beprepared_dagster.store import cache, files, stages
 from beprepared_dagster.store.objects import ChangedFile
 from beprepared_dagster.store.stages import ABSENT, ERROR, KEPT, PENDING, REJECTED, Row
@@ -61,6 +62,7 @@ class StageReport:
     seconds: float = 0.0
     preview: list[Row] = field(default_factory=list)
     per_image: dict[str, Row] = field(default_factory=dict)  # for each partition's own metadata
+    extra: dict[str, Any] = field(default_factory=dict)  # a stage kind's own figures (API requests, tokens…)
 
     def add_row(self, row: Row, stage: str) -> None:
         self.per_image.setdefault(row.image_id, row)  # the first row (seq 0) speaks for the image
@@ -144,6 +146,10 @@ class StageExecutor:
             from beprepared_dagster.orchestration.stage_set import run_set
 
             run_set(self, stage, keys, report)
+        elif isinstance(node, RemoteNode):
+            from beprepared_dagster.orchestration.stage_remote import run_remote_stage
+
+            run_remote_stage(self, stage, keys, report)
         elif isinstance(node, ModelNode):
             from beprepared_dagster.orchestration.stage_model import run_model_stage
 

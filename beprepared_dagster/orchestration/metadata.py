@@ -36,6 +36,7 @@ def stage_metadata(report: StageReport) -> dict[str, Any]:
         "seconds": round(report.seconds, 3),
         "preview": dg.MetadataValue.md(preview_table(report.preview, report.kept)),
     }
+    meta.update({k: dg.MetadataValue.json(v) if isinstance(v, dict | list) else v for k, v in report.extra.items()})
     if report.unreadable_files:
         meta["unreadable_files"] = dg.MetadataValue.json(
             {

@@ -3,13 +3,19 @@
 // downloaded and decoded, the decision is queued in an outbox that the server acknowledges only once the
 // label journal has it on disk, and the screen says when anything is not saved yet.
 //
-// Sections: constants · utilities · server calls and the outbox · tab state · DOM · image pool · actions per
-// kind (filter, tag, caption) · navigation · keys, touch, buttons · polling · boot.
+// Unacknowledged writes also live in localStorage, so a reload or a crash of the page sends them later (once:
+// the journal is idempotent by request id); when the app's process is gone the page says so, keeps working
+// from what it has, and reconnects by itself.
+//
+// Sections: constants · utilities · server calls, the outbox and the connection · tab state · DOM · image
+// pool · actions per kind (filter, tag, caption, rank) · navigation · keys, touch, buttons · polling · boot.
 (() => {
   'use strict';
 
   // ---- constants ------------------------------------------------------------------------------------
-  const PRELOAD_AHEAD = 5;      // next images downloaded and decoded before they are needed
+  const PRELOAD_AHEAD = 8;      // next images downloaded and decoded before they are needed
+  const PAIRS_AHEAD = 4;        // HumanRank: next pairs decoded ahead (2 images each)
+  const PAIRS_LOW_WATER = 8;    // HumanRank: ask for more pairs when fewer than this are queued
   const KEEP_BEHIND = 3;        // previous images kept decoded for ← / undo
   const POOL_MAX = 40;           // decoded images kept (display copies: ≤ 1600 px)
   const IMAGE_SLOTS = 3;        // image downloads at once (of the browser's 6 connections per host)
@@ -20,6 +26,9 @@
   const BATCH_MAX = 200;
   const CAPTION_DEBOUNCE_MS = 600;
   const SWIPE_MIN_PX = 60;
+  const STORE_KEY = 'bp-outbox:' + location.host + location.pathname;  // pending writes of every page instance
+  const STALE_MS = 5000;        // a stored outbox not refreshed for this long belongs to a page that is gone
+  const PROBE_MS = 1000;        // while the app is away: how often to knock
 
   const CFG = JSON.parse(JSON.stringify(props.cfg || {}));
   const TABS = CFG.tabs || [];
@@ -65,16 +74,95 @@
         if (r && r.ok) resolve(r);
         else reject(new Error((r && r.error) || 'the server did not answer (restarting? signed out?)'));
       }, e => { clearTimeout(timer); reject(e instanceof Error ? e : new Error(String(e))); });
+    }).catch(e => {
+      if (!/^(gone|no such tab|writes must|not a ranking)/.test(e.message)) probe();
+      throw e;
     });
+  }
+
+  // The connection: any failed call makes the page knock on /beprepared/health until the app answers again
+  // (a code server killed and restarted by its supervisor takes a few seconds); meanwhile it says so.
+  const conn = { away: false, probing: false, since: 0 };
+  async function probe() {
+    if (conn.probing) return;
+    conn.probing = true;
+    let ok = false;
+    try {
+      const ctl = new AbortController();
+      const t = setTimeout(() => ctl.abort(), 2000);
+      const r = await fetch(new URL('beprepared/health', document.baseURI), { cache: 'no-store', signal: ctl.signal, credentials: 'same-origin' });
+      clearTimeout(t);
+      ok = r.ok;
+    } catch (e) { ok = false; }
+    conn.probing = false;
+    if (!ok) {
+      if (!conn.away) { conn.away = true; conn.since = Date.now(); renderConnection(); }
+      later(probe, PROBE_MS);
+    } else if (conn.away) reconnected();
+  }
+  function reconnected() {
+    conn.away = false;
+    renderConnection();
+    toast('Reconnected');
+    outbox.failures = 0;
+    outbox.retryAt = 0;
+    flush();
+    for (const entry of [...pool.values()]) if (entry.failed) drop(entry);  // images that failed meanwhile
+    for (const tab of tabs) {
+      if (!tab.loaded) { if (tab === active) load(tab); continue; }
+      tab.lastPoll = 0;
+      if (tab.cfg.kind === 'rank') RANK.refill(tab);
+    }
+    if (active) render(active);
+  }
+
+  // Pending writes are mirrored to localStorage under this page's instance id, so that the page opened next
+  // (a reload, or after a crash) adopts and sends what this one could not.
+  const instance = requestId();
+  function storedOutboxes() {
+    try { return JSON.parse(localStorage.getItem(STORE_KEY) || '{}') || {}; } catch (e) { return {}; }
+  }
+  function persist(closed) {
+    try {
+      const all = storedOutboxes();
+      if (outbox.pending.length) {
+        all[instance] = { t: Date.now(), closed: !!closed, writes: outbox.pending.map(({ rid, tab, id, value }) => ({ rid, tab, id, value })) };
+      } else delete all[instance];
+      if (Object.keys(all).length) localStorage.setItem(STORE_KEY, JSON.stringify(all));
+      else localStorage.removeItem(STORE_KEY);
+      outbox.persisted = true;
+    } catch (e) { outbox.persisted = false; /* storage full or disabled: the page warns before leaving instead */ }
+  }
+  function adopt() {  // take over the pending writes of pages that are gone (closed, reloaded, crashed)
+    const all = storedOutboxes();
+    const mine = new Set(outbox.pending.map(w => w.rid));
+    let taken = 0;
+    for (const [id, stored] of Object.entries(all)) {
+      if (id === instance || !stored || !(stored.closed || Date.now() - stored.t > STALE_MS)) continue;
+      for (const w of stored.writes || []) {
+        if (mine.has(w.rid) || !TABS.some(t => t.key === w.tab)) continue;
+        outbox.pending.push({ ...w, move: null, t: performance.now(), adopted: true });
+        mine.add(w.rid);
+        taken += 1;
+      }
+      delete all[id];
+    }
+    if (!taken && Object.keys(all).length === Object.keys(storedOutboxes()).length) return 0;
+    try { localStorage.setItem(STORE_KEY, JSON.stringify(all)); } catch (e) { /* see persist */ }
+    persist();
+    return taken;
   }
 
   // pending: not acknowledged yet (sent or not); acked: the latest acknowledged, with their journal ids.
   const outbox = { pending: [], inflight: false, failures: 0, error: '', retryAt: 0, acked: [], ackedTotal: 0 };
 
   function enqueue(tab, id, value, move) {
-    outbox.pending.push({ rid: requestId(), tab: tab.cfg.key, id, value, move, t: performance.now() });
+    const rid = requestId();
+    outbox.pending.push({ rid, tab: tab.cfg.key, id, value, move, t: performance.now() });
+    persist();
     renderSave();
     flush();
+    return rid;
   }
   function hasPending(tabKey, id) {
     return outbox.pending.some(w => w.tab === tabKey && w.id === id);
@@ -114,6 +202,7 @@
       } else toast('Not saved: ' + (r.error || 'refused by the server'), true);
     }
     outbox.pending = outbox.pending.filter(w => !done.has(w.rid));
+    persist();
     if (outbox.acked.length > 5000) outbox.acked.splice(0, 1000);
   }
 
@@ -122,7 +211,7 @@
     return {
       cfg, items: [], start: 0, cursor: 0, moreBefore: false, moreAfter: false, journal: 0,
       counts: null, busy: false, loaded: false, loading: null, error: '', history: [],
-      draft: null, lastPoll: 0, polling: false,
+      draft: null, lastPoll: 0, polling: false, pairs: [], fetchingPairs: false,
     };
   }
   const tabs = TABS.map(newTab);
@@ -172,8 +261,10 @@
   ui.controls = h('div', { class: 'bp-controls' });
   ui.legend = h('div', { class: 'bp-keys' });
   ui.toast = h('div', { class: 'bp-toast', role: 'status' });
+  ui.away = h('div', { class: 'bp-away', role: 'alert', hidden: true });
   root.append(
     h('header', { class: 'bp-top' }, ui.tabbar),
+    ui.away,
     h('div', { class: 'bp-info' }, ui.stats, ui.where, ui.save),
     h('main', { class: 'bp-stage' }, ui.frame, ui.side),
     ui.controls, ui.legend, ui.toast,
@@ -199,6 +290,12 @@
       ui.tabbar.append(b);
     }
   }
+  function renderConnection() {
+    root.dataset.connection = conn.away ? 'away' : 'ok';
+    ui.away.hidden = !conn.away;
+    ui.away.textContent = 'The labeling app is not answering (restarting?) — reconnecting by itself… ' +
+      'Keep going: your labels are kept in this browser and sent once it is back.';
+  }
   function renderSave() {
     const n = outbox.pending.length;
     let state = 'saved', text = 'All saved ✓';
@@ -222,11 +319,12 @@
   ui.stats.append(ui.busy);
   function renderStats(tab) {
     const c = tab.counts;
-    ui.stats.hidden = !c;
+    ui.stats.hidden = !c || tab.cfg.kind === 'rank';  // a ranking shows its own counters (RANK.update)
     for (const k of STATS) ui.statValues[k].textContent = c ? String(c[k]) : '';
     ui.busy.hidden = !tab.busy;
   }
   function renderWhere(tab) {
+    if (tab.cfg.kind === 'rank') { RANK.where(tab); return; }
     const item = current(tab);
     const total = tab.counts ? tab.counts.total : tab.start + tab.items.length;
     ui.where.textContent = item
@@ -284,7 +382,7 @@
       if (entry.state !== 'dropped' && retry && entry.tries++ < 8) {
         entry.state = 'queued';
         later(() => { if (entry.state === 'queued') { loads.queue.unshift(entry); pump(); } }, 1000);
-      } else entry.resolve(false);
+      } else { entry.failed = true; entry.resolve(false); }
     } finally {
       loads.active -= 1;
       pump();
@@ -300,18 +398,21 @@
     pool.delete(entry.obj);
   }
   function preload(tab) {
-    const wanted = [tab.cursor, tab.cursor + 1, ...upcoming(tab, PRELOAD_AHEAD)];
-    for (let i = Math.max(0, tab.cursor - KEEP_BEHIND); i < tab.cursor; i++) wanted.push(i);
-    const keep = new Set();
-    for (const i of wanted) {
-      const item = tab.items[i];
-      if (item) { pooled(item); keep.add(item.obj); }
+    let wanted;
+    if (tab.cfg.kind === 'rank') wanted = RANK.wanted(tab);
+    else {
+      const at = [tab.cursor, tab.cursor + 1, ...upcoming(tab, PRELOAD_AHEAD)];
+      for (let i = Math.max(0, tab.cursor - KEEP_BEHIND); i < tab.cursor; i++) at.push(i);
+      wanted = at.map(i => tab.items[i]).filter(Boolean);
     }
+    const keep = new Set();
+    for (const item of wanted) { pooled(item); keep.add(item.obj); }
     // Downloads of images left behind are cancelled; the ones wanted go in order of need.
     for (const entry of [...pool.values()]) {
       if (!keep.has(entry.obj) && (entry.state === 'queued' || entry.state === 'loading')) drop(entry);
     }
-    const rank = new Map(wanted.map((i, n) => [tab.items[i] && tab.items[i].obj, n]));
+    const rank = new Map();
+    wanted.forEach((item, n) => { if (!rank.has(item.obj)) rank.set(item.obj, n); });
     loads.queue.sort((a, b) => (rank.get(a.obj) ?? 99) - (rank.get(b.obj) ?? 99));
     pump();
     if (pool.size > POOL_MAX) {
@@ -359,7 +460,8 @@
       kind.mount(tab);
       ui.mounted = tab;
     }
-    if (!current(tab)) renderDone(tab);
+    if (kind.render) kind.render(tab, t0);
+    else if (!current(tab)) renderDone(tab);
     else showImage(tab, t0);
     kind.update(tab);
     preload(tab);
@@ -424,6 +526,7 @@
     return true;
   }
   function undo(tab, t0) {
+    if (tab.cfg.kind === 'rank') { RANK.undo(tab, t0); return; }
     const last = tab.history.pop();
     if (!last) { toast('Nothing to undo'); return; }
     const i = indexOf(tab, last.id);
@@ -645,7 +748,130 @@
     },
     swipe() {},
   };
-  const KINDS = { filter: FILTER, tag: TAG, caption: CAPTION };
+  // HumanRank: two images side by side (stacked on a phone); the server hands out pairs ahead, the page keeps
+  // PAIRS_AHEAD of them decoded, and each decision is one journal entry (undo: an entry naming its request).
+  const RANK = {
+    pair: tab => (tab.pairs && tab.pairs[0]) || null,
+    mount(tab) {
+      this.meter = h('div', { class: 'bp-rank-meter', 'aria-live': 'polite' });
+      ui.side.replaceChildren(this.meter);
+      this.buttons = [
+        button('bp-keep bp-pick-a', 'Left is better', '← A', t => RANK.pick(active, 1, t)),
+        button('bp-nav bp-tie', "Can't tell", '↓ S', t => RANK.pick(active, 0.5, t)),
+        button('bp-keep bp-pick-b', 'Right is better', '→ D', t => RANK.pick(active, 0, t)),
+      ];
+      [['Left', 'Top'], null, ['Right', 'Bottom']].forEach((words, i) => {  // stacked on a phone
+        if (words) this.buttons[i].querySelector('.bp-btn-label').replaceChildren(
+          h('span', { class: 'bp-wide', text: words[0] }), h('span', { class: 'bp-narrow', text: words[1] }), ' is better');
+      });
+      ui.controls.replaceChildren(this.buttons[0], this.buttons[1], button('bp-nav', 'Undo', 'Z', t => undo(active, t)), this.buttons[2]);
+      legend([['← A', 'left is better'], ['→ D', 'right is better'], ['↓ S', "can't tell"], ['Z', 'undo'], ['swipe', '← left · → right']]);
+    },
+    wanted(tab) {
+      const out = [];
+      for (const p of (tab.pairs || []).slice(0, PAIRS_AHEAD)) out.push(p.a, p.b);
+      const last = tab.history.at(-1);
+      if (last) out.push(last.pair.a, last.pair.b);  // what an undo brings back
+      return out;
+    },
+    render(tab, t0) {
+      const pair = this.pair(tab);
+      const frame = ui.frame;
+      frame.dataset.state = pair ? 'open' : 'empty';
+      if (!pair) {
+        const c = tab.counts || { total: 0 };
+        const text = c.total < 2 ? `Ranking needs at least two images here (it follows “${tab.cfg.upstream}”); new ones appear without a reload.`
+          : 'Loading the next pair…';
+        frame.replaceChildren(h('div', { class: 'bp-done' }, h('p', { text })));
+        this.refill(tab);
+        return;
+      }
+      const a = pooled(pair.a), b = pooled(pair.b);
+      if (!ui.pair) {
+        ui.slotA = h('div', { class: 'bp-choice', 'data-side': 'a' });
+        ui.slotB = h('div', { class: 'bp-choice', 'data-side': 'b' });
+        ui.pair = h('div', { class: 'bp-pair' }, ui.slotA, ui.slotB);
+      }
+      if (frame.firstChild !== ui.pair) frame.replaceChildren(ui.pair);
+      if (ui.slotA.firstChild !== a.img) ui.slotA.replaceChildren(a.img);
+      if (b.img === a.img) ui.slotB.replaceChildren();
+      else if (ui.slotB.firstChild !== b.img) ui.slotB.replaceChildren(b.img);
+      Promise.all([a.ready, b.ready]).then(() => {
+        if (t0 == null) return;
+        requestAnimationFrame(() => requestAnimationFrame(() => {
+          if (this.pair(tab) !== pair || active !== tab) { superseded.count += 1; return; }
+          paints.push(performance.now() - t0);
+          if (paints.length > 2000) paints.splice(0, 1000);
+        }));
+      });
+    },
+    update(tab) {
+      const has = !!this.pair(tab);
+      for (const b of this.buttons) b.disabled = !has;
+      const c = tab.counts;
+      if (!c || !this.meter) return;
+      const done = c.comparisons + this.unsaved(tab);
+      const parts = [`${done} / ${c.target} comparisons`, `${c.kept} of ${c.total} images have ${tab.cfg.target}`];
+      parts.push(c.settled == null ? 'settled: too early to say' : `settled ${c.settled}%`);
+      this.meter.replaceChildren(...parts.map(t => h('span', { class: 'bp-stat', text: t })));
+      if (c.total && c.remaining === 0) this.meter.append(h('span', { class: 'bp-stat kept', text: 'target reached — more comparisons refine the order' }));
+    },
+    where(tab) {
+      const p = this.pair(tab);
+      ui.where.textContent = p ? `${p.a.name || p.a.id.slice(0, 8)}  vs  ${p.b.name || p.b.id.slice(0, 8)}` : '';
+    },
+    unsaved(tab) {
+      let n = 0;
+      for (const w of outbox.pending) if (w.tab === tab.cfg.key && w.value) n += w.value.undo ? -1 : 1;
+      return n;
+    },
+    pick(tab, result, t0) {
+      const pair = this.pair(tab);
+      if (!pair) return;
+      const rid = enqueue(tab, pair.a.id, { vs: pair.b.id, result }, null);
+      tab.history.push({ pair, rid });
+      if (tab.history.length > 500) tab.history.splice(0, 100);
+      tab.pairs.shift();
+      render(tab, t0);
+      this.refill(tab);
+    },
+    undo(tab, t0) {
+      const last = tab.history.pop();
+      if (!last) { toast('Nothing to undo'); return; }
+      enqueue(tab, last.pair.a.id, { undo: last.rid }, null);
+      tab.pairs.unshift(last.pair);
+      toast('Undone: this pair again');
+      render(tab, t0);
+    },
+    async refill(tab) {
+      if (tab.fetchingPairs || !tab.loaded || (tab.pairs || []).length >= PAIRS_LOW_WATER) return;
+      tab.fetchingPairs = true;
+      try {
+        const recent = tab.history.slice(-16).map(x => [x.pair.a.id, x.pair.b.id]);
+        const queued = tab.pairs.map(p => [p.a.id, p.b.id]);
+        const r = await call('pairs', { tab: tab.cfg.key, want: 12, avoid: [...recent, ...queued] });
+        const hadPair = !!this.pair(tab);
+        for (const p of r.pairs || []) {
+          const prev = tab.pairs.at(-1) || (tab.history.at(-1) || {}).pair;
+          if (prev && new Set([prev.a.id, prev.b.id, p.a.id, p.b.id]).size === 2 && (r.counts || {}).total > 2) continue;
+          tab.pairs.push(p);
+        }
+        tab.counts = r.counts;
+        if (tab === active) { if (!hadPair && this.pair(tab)) render(tab); else { preload(tab); this.update(tab); renderTabs(); } }
+      } catch (e) {
+        later(() => this.refill(tab), 2000);
+      } finally { tab.fetchingPairs = false; }
+    },
+    key(tab, k, e) {
+      if (k === 'ArrowLeft' || k === 'a') this.pick(tab, 1, e.timeStamp);
+      else if (k === 'ArrowRight' || k === 'd') this.pick(tab, 0, e.timeStamp);
+      else if (k === 'ArrowDown' || k === 's') this.pick(tab, 0.5, e.timeStamp);
+      else return false;
+      return true;
+    },
+    swipe(tab, dir, t0) { this.pick(tab, dir < 0 ? 1 : 0, t0); },
+  };
+  const KINDS = { filter: FILTER, tag: TAG, caption: CAPTION, rank: RANK };
 
   // ---- keys, touch ----------------------------------------------------------------------------------------
   function onKey(e) {
@@ -721,7 +947,7 @@
         Object.assign(tab, {
           items: overlayPending(tab, r.items), start: r.start, cursor: r.cursor, moreBefore: r.more_before, moreAfter: r.more_after,
           journal: r.journal, counts: serverCounts(tab, r.counts, r.journal), busy: r.busy, loaded: true,
-          error: '', draft: null,
+          error: '', draft: null, pairs: r.pairs || [],
         });
       } catch (e) {
         tab.error = 'Could not load: ' + e.message + ' — retrying…';
@@ -788,6 +1014,11 @@
     tab.journal = r.journal;
     tab.counts = serverCounts(tab, r.counts, r.journal);
     tab.busy = r.busy;
+    if (tab.cfg.kind === 'rank') {
+      if (!tab.pairs.length) RANK.refill(tab);
+      if (tab === active) { renderTabs(); RANK.update(tab); }
+      return;
+    }
     const wasDone = !cur;
     if (tail && r.items && merge(tab, r.items, true)) { tab.moreAfter = r.more_after; touched = touched || wasDone; }
     if (tab !== active) { renderTabs(); return; }
@@ -801,6 +1032,8 @@
       if (!tab.loaded) { if (tab !== active && !tab.loading && !tab.error) load(tab); continue; }
       if (now - tab.lastPoll >= every) poll(tab);
     }
+    if (outbox.pending.length) persist();  // keeps this page's stored outbox fresh (not adopted by others)
+    if (++ui.ticks % 5 === 0 && adopt()) renderSave();
     flush();
     later(tick, 1000);
   }
@@ -819,7 +1052,7 @@
     if (!tabs.length) {
       root.replaceChildren(h('div', { class: 'bp-msg' },
         h('h2', { text: 'No human stages' }),
-        h('p', { text: 'None of the loaded workflows has a HumanFilter, HumanTag or HumanCaption stage.' })));
+        h('p', { text: 'None of the loaded workflows has a HumanFilter, HumanTag, HumanCaption or HumanRank stage.' })));
       return;
     }
     listen(document, 'keydown', onKey);
@@ -827,11 +1060,17 @@
     const saveTyping = () => { if (active && active.cfg.kind === 'caption') CAPTION.save(active, false); };
     listen(window, 'beforeunload', e => {
       saveTyping();
-      if (outbox.pending.length) { e.preventDefault(); e.returnValue = ''; }
+      persist(true);
+      if (outbox.pending.length && !outbox.persisted) { e.preventDefault(); e.returnValue = ''; }
     });
+    listen(window, 'pagehide', () => persist(true));
     listen(document, 'visibilitychange', () => { if (document.visibilityState === 'hidden') { saveTyping(); flush(); } });
     bindSwipe();
+    ui.ticks = 0;
+    const adopted = adopt();
     renderSave();
+    renderConnection();
+    if (adopted) toast(`${adopted} label(s) from before the reload: sending them now`);
     const wanted = new URLSearchParams(location.search).get('tab');
     activate(tabs.find(t => t.cfg.key === wanted) || tabs[0]);
     tick();
@@ -842,6 +1081,7 @@
     preloaded: () => {  // upcoming images already downloaded and decoded
       if (!active) return 0;
       const ready = i => (pool.get(active.items[i].obj) || {}).state === 'done';
+      if (active.cfg.kind === 'rank') return RANK.wanted(active).slice(2).filter(it => (pool.get(it.obj) || {}).state === 'done').length;
       return [...upcoming(active, PRELOAD_AHEAD)].filter(ready).length;
     },
     state: () => {
@@ -851,6 +1091,9 @@
         tab: tab && tab.cfg.key, cursor: tab && tab.start + tab.cursor, id: item && item.id,
         value: item && item.value, counts: tab && tab.counts, unsaved: outbox.pending.length,
         acked: outbox.ackedTotal, failures: outbox.failures, pool: pool.size,
+        connection: conn.away ? 'away' : 'ok',
+        pair: tab && tab.pairs && tab.pairs[0] ? [tab.pairs[0].a.id, tab.pairs[0].b.id] : null,
+        pairsAhead: tab && tab.pairs ? tab.pairs.length : 0,
       };
     },
     destroy: () => {
