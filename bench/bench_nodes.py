@@ -1,10 +1,11 @@
 """Benchmark: Downscale and FuzzyDedupe node throughput and memory on real-looking photos.
 
-    .venv/bin/python bench/bench_nodes.py [--images 2000] [--workdir DIR] [--png-images 500] [--results FILE]
+    .venv/bin/python bench/bench_nodes.py [--images 2000] [--photos DIR] [--workdir DIR] [--png-images 500]
+        [--results FILE]
 
 The node methods are called directly (`process` in TransformNode batches of 64, `features` in the executor's
 feature batches of 64, `decide` once), on a real object store; no DuckDB, no Dagster. The data set is made
-once in `--workdir` (reused when present): photos from the bundled demo images
+once in `--workdir` (reused when present): photos from `--photos` (default: the bundled demo images)
 cropped, resized to a 1400-2200 px long edge, colour-jittered, given film grain and saved as JPEG q88-95, so
 each is a few hundred KB; every 10th image is a half-size q75 re-encode of the one before (a near-duplicate
 FuzzyDedupe should drop).
@@ -44,19 +45,18 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SEED = 20241125
-SOURCES = [ROOT / "beprepared_dagster" / "demo" / "images"]
+DEMO_IMAGES = ROOT / "beprepared_dagster" / "demo" / "images"  # or --photos: any folder of photos
 BATCH = 64
 
 
 # --- data set ------------------------------------------------------------------------------------------------
 
 
-def _sources() -> list[Path]:
-    for folder in SOURCES:
-        found = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".png", ".webp"))
-        if found:
-            return found
-    raise SystemExit("no source photos found")
+def _sources(folder: Path) -> list[Path]:
+    found = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+    if not found:
+        raise SystemExit(f"no source photos (.jpg, .jpeg, .png, .webp) in {folder}")
+    return found
 
 
 def _make_one(args: tuple[int, str, str]) -> int:
@@ -89,12 +89,12 @@ def _make_one(args: tuple[int, str, str]) -> int:
     return os.path.getsize(target)
 
 
-def make_dataset(folder: Path, count: int) -> list[Path]:
+def make_dataset(folder: Path, count: int, photos: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"img_{i:05d}.jpg" for i in range(count)]
     if all(p.is_file() for p in paths):
         return paths
-    sources = _sources()
+    sources = _sources(photos)
     started = time.perf_counter()
     jobs = [(i, str(sources[i % len(sources)]), str(p)) for i, p in enumerate(paths)]
     # Originals first, then their near-duplicates (which read the image before them).
@@ -253,6 +253,8 @@ def _child(case: str, args: argparse.Namespace, traced: bool, count: int) -> dic
         str(args.workdir),
         "--images",
         str(args.images),
+        "--photos",
+        str(args.photos),
         "--count",
         str(count),
     ]
@@ -306,6 +308,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--photos", type=Path, default=DEMO_IMAGES, help="source photos (default: the demo's)")
     parser.add_argument("--png-images", type=int, default=500)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench_nodes")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS-nodes.md")
@@ -314,11 +317,12 @@ def main() -> None:
     parser.add_argument("--count", type=int)
     parser.add_argument("--traced", action="store_true")
     args = parser.parse_args()
-    folder = args.workdir / f"photos_{args.images}"
+    # The generated set is reused per source folder and size.
+    folder = args.workdir / f"photos_{args.images}_{args.photos.resolve().name}"
     if args.case:  # child
         print(json.dumps(run_case(args.case, folder, args.count or args.images, args.traced)))
         return
-    make_dataset(folder, args.images)
+    make_dataset(folder, args.images, args.photos)
     results = []
     for case in ("downscale-jpeg", "downscale-png", "fuzzy-features", "fuzzy-decide"):
         count = args.png_images if case == "downscale-png" else args.images
