@@ -308,7 +308,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--images", type=int, default=2000)
-    parser.add_argument("--photos", type=Path, default=DEMO_IMAGES, help="source photos (default: the demo's)")
+    parser.add_argument("--photos", type=Path, default=DEMO_IMAGES, help="source photos (default: demo's)")
     parser.add_argument("--png-images", type=int, default=500)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench_nodes")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS-nodes.md")
