@@ -25,6 +25,9 @@ from beprepared_dagster.export.captions import CaptionSpec, render_captions
 from beprepared_dagster.store.stages import Row
 
 _BASENAME_CHARS, _BASENAME_BYTES = 80, 150
+# Extra training images derived from an image (Flip(mode="add")): a list of {suffix, augmentation, source,
+# objectid, ext, format, width, height}. Hidden (`_`), so the image's own sidecar does not repeat it.
+AUGMENTATIONS = "_augmentations"
 
 
 @dataclass
@@ -71,8 +74,36 @@ def plan_entries(
             counters[(folder, base, object_id)] = n + 1
             stem = f"{base}_{object_id}{f'_{n}' if n else ''}"
             ext = row.props.get("ext", ".bin")
-            entries.append(Entry(folder, stem, ext, object_id, image_id, dict(row.props), captions))
+            entry = Entry(folder, stem, ext, object_id, image_id, dict(row.props), captions)
+            entries += [entry, *augmented(entry)]
     return entries
+
+
+def augmented(entry: Entry) -> list[Entry]:
+    """The extra training images a node added to this one (`Flip(mode="add")`): `<stem><suffix><ext>` beside
+    it, with the same captions; their sidecar properties say what they derive from.
+
+    Raises:
+        ExportError: the image's bytes changed after the copy was made (a pixel node after Flip).
+    """
+    from beprepared_dagster.export.atomic import ExportError
+
+    extras = []
+    for extra in entry.props.get(AUGMENTATIONS) or ():
+        if extra.get("source") != entry.object_id:
+            raise ExportError(
+                f"{entry.props.get('original_path', entry.image_id)}: its {extra.get('augmentation')} copy "
+                "was made from other pixels than the image now has; put Flip(mode='add') after every node "
+                "that changes pixels"
+            )
+        props = {k: v for k, v in entry.props.items() if k != AUGMENTATIONS}
+        props.update({k: extra[k] for k in ("objectid", "ext", "format", "width", "height")})
+        props.update(derived_from=f"{entry.stem}{entry.ext}", augmentation=extra["augmentation"])
+        stem = f"{entry.stem}{extra['suffix']}"
+        extras.append(
+            Entry(entry.folder, stem, extra["ext"], extra["objectid"], entry.image_id, props, entry.captions)
+        )
+    return extras
 
 
 def _units(group: list[Row], spec: CaptionSpec) -> list[tuple[Row, list[str]]]:

@@ -13,6 +13,7 @@ from beprepared_dagster.nodes.base import (
 )
 from beprepared_dagster.nodes.aesthetic import AestheticScore
 from beprepared_dagster.nodes.api_caption import GeminiCaption, GPT4oCaption, OpenAICaption
+from beprepared_dagster.nodes.anonymize import Anonymize, AnonymizeMethod
 from beprepared_dagster.nodes.captions import MapCaption, Set, SetCaption
 from beprepared_dagster.nodes.concat import Concat
 from beprepared_dagster.nodes.convert_format import ConvertFormat
@@ -20,6 +21,7 @@ from beprepared_dagster.nodes.crop import CropToAspect
 from beprepared_dagster.nodes.dedupe import ExactDedupe, FuzzyDedupe
 from beprepared_dagster.nodes.embeddings import ClipEmbed
 from beprepared_dagster.nodes.filters import Filter, FilterByAspectRatio, FilterBySize
+from beprepared_dagster.nodes.flip import Flip
 from beprepared_dagster.nodes.florence2 import Florence2Caption, Florence2Task
 from beprepared_dagster.nodes.gemma3_caption import Gemma3Caption
 from beprepared_dagster.nodes.human import HumanCaption, HumanFilter, HumanTag
@@ -37,11 +39,14 @@ from beprepared_dagster.nodes.setlevel import Shuffle, Sorted, Take
 from beprepared_dagster.nodes.tags import AddTags, RemoveTags, RewriteTags
 from beprepared_dagster.nodes.utils import Apply, Fail, Info, Map, Passthrough, Sleep
 from beprepared_dagster.nodes.vlm_caption import JoyCaptionBetaOne, VLMCaption
+from beprepared_dagster.nodes.watermark import EdgeWatermarkRemoval
 from beprepared_dagster.nodes.wd_tagger import WDTagger
 from beprepared_dagster.nodes.xgenmm_caption import XGenMMCaption
 
 __all__ = [
     "AddTags",
+    "Anonymize",
+    "AnonymizeMethod",
     "AestheticScore",
     "Apply",
     "ClipEmbed",
@@ -50,12 +55,14 @@ __all__ = [
     "CropToAspect",
     "Downscale",
     "DownscaleMethod",
+    "EdgeWatermarkRemoval",
     "ExactDedupe",
     "Fail",
     "Filter",
     "FilterByAspectRatio",
     "FilterBySize",
     "FilterNode",
+    "Flip",
     "Florence2Caption",
     "Florence2Task",
     "FuzzyDedupe",

@@ -7,8 +7,10 @@ the new dimensions) and both nodes set `ext`, so Save names files by the format 
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any, ClassVar
 
+from beprepared_dagster.errors import WorkflowError
 from beprepared_dagster.nodes import pixels
 from beprepared_dagster.nodes.base import Image, NodeContext, TransformNode
 
@@ -129,14 +131,41 @@ class Downscale(TransformNode):
         return props
 
 
-class Upscale(TransformNode):
+# Parameters only the model methods take (`nodes/upscale_model.py`).
+_MODEL_ONLY = ("model", "tile", "tile_overlap", "batch_size", "devices", "dtype")
+
+
+class _UpscaleMeta(type(TransformNode)):  # type: ignore[misc]
+    """`Upscale(method="SWINIR" | "ESRGAN", ...)` builds the model node (`ModelUpscale`), which runs through
+    the model runtime; `Upscale(...)` with "PIL" stays a plain transform (its cache keys are unchanged)."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        method = kwargs.get("method", args[0] if args else UpscaleMethod.PIL)
+        name = str(getattr(method, "value", method)).upper() if isinstance(method, str | Enum) else None
+        if cls is Upscale and name in _MODEL_METHODS:
+            from beprepared_dagster.nodes.upscale_model import ModelUpscale
+
+            try:
+                return ModelUpscale(name, *args[1:], **{k: v for k, v in kwargs.items() if k != "method"})
+            except WorkflowError as exc:  # the user wrote Upscale(...): say so
+                raise WorkflowError(str(exc).replace("ModelUpscale", "Upscale", 1)) from None
+        given = [k for k in _MODEL_ONLY if k in kwargs]
+        if cls is Upscale and given:
+            raise WorkflowError(
+                f"Upscale: {', '.join(given)} only apply to method='SWINIR' or 'ESRGAN' (method={method!r})"
+            )
+        return super().__call__(*args, **kwargs)
+
+
+class Upscale(TransformNode, metaclass=_UpscaleMeta):
     """Enlarge images whose shorter side is below `min_edge` so it is exactly `min_edge`.
 
-    Images already large enough are passed through untouched. Model-based methods (SwinIR, ESRGAN) come
-    with the model nodes; until then they are refused when the workflow is built.
+    Images already large enough are passed through untouched. `method="SWINIR"` or `"ESRGAN"` upscales
+    with a super-resolution model first (the node becomes `ModelUpscale`, see `nodes/upscale_model.py`:
+    `model=` weights file, `tile=`, `tile_overlap=`, `batch_size=`, `devices=`, `dtype=`).
 
     Args:
-        method: "PIL" (Lanczos).
+        method: "PIL" (Lanczos), "SWINIR" or "ESRGAN".
         min_edge: the shorter side, in pixels, every image should have at least.
         format: the format of resized images ("PNG", "JPEG", "WEBP"…).
         quality: JPEG/WEBP quality of resized images.
@@ -161,13 +190,7 @@ class Upscale(TransformNode):
     def __init__(
         self, method: str = UpscaleMethod.PIL, min_edge: int = 1024, format: str = "PNG", quality: int = 95
     ) -> None:
-        method = _canonical_method(method, (UpscaleMethod.PIL, *_MODEL_METHODS))
-        if method in _MODEL_METHODS:
-            raise ValueError(
-                f"method {method!r} needs a super-resolution model, which arrives with the model nodes; "
-                "use method='PIL' (Lanczos) for now"
-            )
-        self.params["method"] = method
+        self.params["method"] = _canonical_method(method, (UpscaleMethod.PIL, *_MODEL_METHODS))
         _check_edge("min_edge", min_edge)
         if min_edge is None:
             raise ValueError("min_edge is required")

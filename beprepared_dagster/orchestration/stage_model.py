@@ -154,10 +154,15 @@ def _compute(
         **({"extra_models": {n: str(m.path) for n, m in extras.items()}} if extras else {}),
     }
 
+    ctx = executor._context(stage)
+    finish = getattr(node, "finish", None)  # nodes that derive new bytes store them through ctx.objects
+
+    def outcome_of(index: int, value: Any) -> Outcome:
+        image = Image(feeds[misses[index]][0].props)
+        return finish(image, value, model, ctx) if finish else node.outcome(image, value, model)
+
     def store_batch(results: list[tuple[int, Any]]) -> None:
-        outcomes = {
-            misses[i]: node.outcome(Image(feeds[misses[i]][0].props), value, model) for i, value in results
-        }
+        outcomes = {misses[i]: outcome_of(i, value) for i, value in results}
         rows = [_row(executor, stage, r, outcomes[d]) for d in outcomes for r in feeds[d]]
         cacheable = {d: o.to_json() for d, o in outcomes.items() if o.cache}
         also = _store_embeddings(list(outcomes.values()))

@@ -1,8 +1,8 @@
 """Unit tests of Downscale and Upscale through `transform` with a real object store: sizes, exact edges,
 pass-through, alpha/palette/CMYK/16-bit/EXIF handling, the original's Upscale bug, and parameter errors.
 
-Not covered here: the cache key of the stage (executor tests) and SwinIR/ESRGAN (they arrive with the model
-nodes; here only their refusal is tested).
+Not covered here: the cache key of the stage (executor tests) and the SwinIR/ESRGAN model path (here only
+that those methods build the model node; see pixels/test_upscale_model.py).
 """
 
 from __future__ import annotations
@@ -217,9 +217,17 @@ def test_upscale_refuses_an_output_over_the_pixel_limit(ctx):
 
 
 @pytest.mark.parametrize("method", ["SWINIR", "esrgan", UpscaleMethod.SWINIR])
-def test_model_upscale_methods_are_refused_when_the_workflow_is_built(method):
-    with pytest.raises(WorkflowError, match="Upscale: method .* needs a super-resolution model.*model nodes"):
-        Upscale(method=method)
+def test_model_upscale_methods_build_the_model_node(method):
+    from beprepared_dagster.nodes.upscale_model import ModelUpscale
+
+    node = Upscale(method=method, min_edge=512)
+    assert isinstance(node, ModelUpscale) and node.method == str(method).upper()
+    assert node.params["min_edge"] == 512 and node.default_stage_name == "upscale"
+
+
+def test_model_only_parameters_are_refused_with_pil():
+    with pytest.raises(WorkflowError, match="^Upscale: model, tile only apply to method='SWINIR' or 'ESRGAN'"):
+        Upscale(model="x.pth", tile=256)
 
 
 # --- parameters --------------------------------------------------------------------------------------------
