@@ -43,7 +43,7 @@ class ModelNode(ImageNode):
         batch_size: images per device batch (not part of the cache key).
         devices: devices to run on, e.g. `["cuda:0", "cuda:1"]` (default: every GPU, else the CPU; not part of
             the cache key).
-        dtype: "bfloat16", "float16" or "float32" (default: bfloat16 on a GPU that has it, else float32).
+        dtype: "bfloat16", "float16" or "float32" (default: bfloat16 on a GPU, float32 on the CPU).
         quantize: "4bit" or "8bit" loading through bitsandbytes (the `quant` extra), on CUDA.
 
     Attributes:
