@@ -35,7 +35,8 @@ def choose(settings: DeviceSettings, log: Any) -> tuple[list[str], str]:
     Raises:
         DeviceError: naming the parameter (`devices`, `dtype`, `quantize`) and what is possible here.
     """
-    gpus = visible_gpus()
+    cpu_only = bool(settings.devices) and all(d == "cpu" for d in settings.devices)
+    gpus = [] if cpu_only else visible_gpus()  # CPU-only (e.g. ONNX) stages need not import torch
     if settings.devices:
         devices = list(settings.devices)
         for device in devices:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from beprepared_dagster.models.api import ItemError, ResolvedModel
 from beprepared_dagster.nodes.base import Image, Outcome
-from beprepared_dagster.nodes.model import ModelNode
+from beprepared_dagster.nodes.onnx_model import OnnxModelNode
 
 INSTALL = "pip install 'beprepared-dagster[nsfw]'"
 # The original's set: any of these at or above the threshold is nudity.
@@ -47,7 +47,7 @@ def package_folder() -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-class NudeNet(ModelNode):
+class NudeNet(OnnxModelNode):
     """Detect exposed and covered body parts and faces with NudeNet's detector (the 320 px model that ships
     inside the `nudenet` wheel, run by onnxruntime).
 
@@ -69,7 +69,6 @@ class NudeNet(ModelNode):
     backend: ClassVar[str] = "beprepared_dagster.models.backends.onnx_nudenet:NudeNetBackend"
     family: ClassVar[str] = "NudeNet"
     required_files: ClassVar[tuple[str, ...]] = ("320n.onnx",)
-    default_batch_size: ClassVar[int] = 32
     description: ClassVar[str] = "Images checked for nudity by NudeNet (threshold {threshold})."
 
     def __init__(

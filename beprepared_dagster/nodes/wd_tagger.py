@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from beprepared_dagster.models.api import ItemError, ResolvedModel
 from beprepared_dagster.nodes.base import Image, Outcome
-from beprepared_dagster.nodes.model import ModelNode
+from beprepared_dagster.nodes.onnx_model import OnnxModelNode
 from beprepared_dagster.nodes.tags import current_tags
 
 
@@ -32,7 +32,7 @@ def _threshold(value: Any, name: str) -> float:
     return float(value)
 
 
-class WDTagger(ModelNode):
+class WDTagger(OnnxModelNode):
     """Tag each image with a SmilingWolf WD tagger (`model.onnx` + `selected_tags.csv`, run by onnxruntime).
 
     Writes `target_prop` as an ordered tag list without repeats (what `AddTags`, `RewriteTags`, `HumanTag`
@@ -71,7 +71,6 @@ class WDTagger(ModelNode):
     default_model: ClassVar[str] = "SmilingWolf/wd-swinv2-tagger-v3"
     required_files: ClassVar[tuple[str, ...]] = ("model.onnx", "selected_tags.csv")
     allow_patterns: ClassVar[tuple[str, ...] | None] = ("model.onnx", "selected_tags.csv")
-    default_batch_size: ClassVar[int] = 32
     description: ClassVar[str] = "Images tagged by a WD tagger (ONNX) into {target_prop}."
 
     def __init__(

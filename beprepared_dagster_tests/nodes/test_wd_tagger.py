@@ -287,3 +287,53 @@ def test_workflow_with_a_missing_model_fails_before_writing(tmp_path, workspace_
     shutil.copy(colours["red.png"], photos / "red.png")
     with pytest.raises(RunFailed, match="hf download SmilingWolf/wd-swinv2-tagger-v3"):
         Workflow("tag", Load(photos) >> WDTagger() >> Save, workspace=workspace_dir).run()
+
+
+# --- devices ---------------------------------------------------------------------------------------------
+
+
+def test_without_a_cuda_provider_the_stage_runs_on_the_cpu_and_with_one_on_every_gpu(monkeypatch):
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert WDTagger().device_settings.devices == ("cpu",)  # no GPU search (no torch import) for nothing
+    assert WDTagger(devices=["cuda:1"]).device_settings.devices == ("cuda:1",)
+    monkeypatch.setattr(
+        onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    assert WDTagger().device_settings.devices is None  # every visible GPU
+
+
+def test_a_cuda_device_maps_to_its_provider_or_falls_back_to_the_cpu_with_a_warning(monkeypatch, caplog):
+    import logging
+
+    import onnxruntime
+
+    from beprepared_dagster.models.backends import onnx_session
+
+    monkeypatch.setattr(
+        onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    log = logging.getLogger("onnx-test")
+    assert onnx_session.providers("cuda:1", log) == [
+        ("CUDAExecutionProvider", {"device_id": 1}),
+        "CPUExecutionProvider",
+    ]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    monkeypatch.setattr(onnx_session, "_warned_no_cuda", False)
+    with caplog.at_level(logging.WARNING):
+        assert onnx_session.providers("cuda:0", log) == ["CPUExecutionProvider"]
+    assert "pip install onnxruntime-gpu" in caplog.text
+
+
+def test_an_onnxruntime_allocation_failure_is_an_out_of_memory_the_runtime_backs_off_from():
+    from beprepared_dagster.models import devices
+    from beprepared_dagster.models.backends import onnx_session
+
+    class Session:
+        def run(self, outputs, feeds):
+            raise Exception("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Failed to allocate memory for 2GB")
+
+    with pytest.raises(RuntimeError) as caught:
+        onnx_session.run(Session(), {})
+    assert devices.is_oom(caught.value)
