@@ -187,9 +187,9 @@ def _existing_store() -> Any:
 
 
 def _aliases() -> dict[str, str]:
-    from beprepared_dagster.nodes.load import PROBE_FINGERPRINT
+    from beprepared_dagster.nodes.load import probe_fingerprint
 
-    return {PROBE_FINGERPRINT: "Load.probe"}
+    return {probe_fingerprint(v): f"Load.probe({v})" for v in ("structure", "decode")}
 
 
 def _matching(args: argparse.Namespace) -> tuple[Any, list, list]:

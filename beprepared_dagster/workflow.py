@@ -216,11 +216,20 @@ class Workflow:
         *nodes: any nodes of the graph (typically the terminal one); everything connected is included.
         workspace: the workspace folder; a relative one is relative to the workflow file's folder (default:
             `$BEPREPARED_WORKSPACE`, else `./workspace` in the current directory).
+        storage: how the workspace keeps the images `Load` finds: "reference" (default: by path, size, mtime
+            and SHA-256, checked on every read, or a copy-on-write clone where the file system makes one; no
+            second copy on disk) or "copy" (private copies, for sources on removable or soon-deleted media).
+            Default: `$BEPREPARED_STORAGE`, else "reference".
     """
 
-    def __init__(self, name: str, *nodes: Any, workspace: str | Path | None = None) -> None:
+    def __init__(
+        self, name: str, *nodes: Any, workspace: str | Path | None = None, storage: str | None = None
+    ) -> None:
+        from beprepared_dagster.store.objects import storage_mode
+
         self.name = check_slug(name, "workflow name")
         self.workspace_dir = _workspace_dir(workspace)
+        self.storage = storage_mode(storage)
         self.stages = _build_stages(self.name, [_as_node(n) for n in nodes])
         _register_with_loader(self)
 
@@ -325,7 +334,9 @@ def _validate(workflow: str, stages: list[Stage]) -> None:
     for stage in stages:
         check = getattr(stage.node, "check_upstream", None)
         if check is not None:
-            check(stage)  # a node's own load-time check of what reaches it (e.g. a prompt template's properties)
+            check(
+                stage
+            )  # a node's own load-time check of what reaches it (e.g. a prompt template's properties)
 
 
 # --- loading workflow files for `dagster dev` -----------------------------------------------------------
@@ -382,11 +393,17 @@ class Workspace:
             `beprepared run` or in `dagster dev`; default: `$BEPREPARED_WORKSPACE`, else `./workspace` in the
             current directory.
         name: the workflow's name (default: the folder's name, made a valid slug).
+        storage: "reference" (default) or "copy": how the workspace keeps the source images; see `Workflow`.
     """
 
-    def __init__(self, dir: str | Path | None = None, name: str | None = None) -> None:
+    def __init__(
+        self, dir: str | Path | None = None, name: str | None = None, storage: str | None = None
+    ) -> None:
+        from beprepared_dagster.store.objects import storage_mode
+
         self.dir = _workspace_dir(dir)
         self.name = name or _slugify(self.dir.name)
+        self.storage = storage_mode(storage)
         self.nodes: list[Node] = []
         self._token: Any = None
         self._workflow: Workflow | None = None
@@ -406,7 +423,7 @@ class Workspace:
 
     def workflow(self) -> Workflow:
         if self._workflow is None:
-            self._workflow = Workflow(self.name, *self.nodes, workspace=self.dir)
+            self._workflow = Workflow(self.name, *self.nodes, workspace=self.dir, storage=self.storage)
         return self._workflow
 
     def run(self, **kwargs: Any) -> Any:

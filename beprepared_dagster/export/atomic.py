@@ -2,10 +2,15 @@
 
 A format plans its files (`PlannedFile`: a path relative to the export folder and either an object id or a
 text). `write_export` builds the new folder beside the target, hard-links the files whose content is unchanged
-since the last export (the manifest `.beprepared-export.json` records each file's SHA-256), writes the rest,
-and swaps the new folder in with one `renameat2(RENAME_EXCHANGE)`, so a reader never sees half an export and a
-failure leaves the previous export byte-identical. An export identical to the last one writes nothing. A
-non-empty folder without our manifest is never replaced.
+since the last export (the manifest `.beprepared-export.json` records each file's SHA-256, size and mtime, so
+a file edited in place in the export is rewritten, not kept), writes the rest, and swaps the new folder in
+with one `renameat2(RENAME_EXCHANGE)`, so a reader never sees half an export and a failure leaves the previous
+export byte-identical. An export identical to the last one writes nothing. A non-empty folder without our
+manifest is never replaced.
+
+Image bytes: an object the store holds itself (derived bytes, copies) is hard-linked (stored objects are
+read-only and sealed, see `store.objects`); a user's source file is cloned (reflink) where the file system
+can, else copied, and never hard-linked, so nothing done to the export can reach the user's file.
 """
 
 from __future__ import annotations
@@ -83,7 +88,8 @@ def write_export(
     report.object_ids = list(dict.fromkeys(p.object_id for p in planned if p.object_id))
     manifest = {p.name: p.sha256 for p in planned}
     old = read_manifest(target)
-    if old == manifest and all((target / name).is_file() for name in manifest):
+    stats = read_stats(target) if old is not None else {}
+    if old == manifest and all(_unchanged(target / name, stats.get(name)) for name in manifest):
         report.unchanged = True
         report.seconds = time.perf_counter() - started
         return report
@@ -93,8 +99,14 @@ def write_export(
     try:
         placed: dict[str, Path] = {}
         for item in planned:
-            _place(item, staging, target, old or {}, objects, report, placed)
-        (staging / MANIFEST).write_text(json.dumps({"files": manifest}, indent=1, sort_keys=True))
+            _place(item, staging, target, old or {}, stats, objects, report, placed)
+        new_stats = {}
+        for name in manifest:
+            st = os.stat(staging / name)
+            new_stats[name] = [st.st_size, st.st_mtime_ns]
+        (staging / MANIFEST).write_text(
+            json.dumps({"files": manifest, "stat": new_stats}, indent=1, sort_keys=True)
+        )
         report.removed = len(set(old or {}) - set(manifest))
         _swap_in(staging, target)
     finally:
@@ -124,6 +136,7 @@ def _place(
     staging: Path,
     target: Path,
     old: dict[str, str],
+    stats: dict[str, list[int]],
     objects: Any,
     report: ExportReport,
     placed: dict[str, Path],
@@ -131,7 +144,7 @@ def _place(
     dest = staging / item.name
     dest.parent.mkdir(parents=True, exist_ok=True)
     previous = target / item.name
-    if old.get(item.name) == item.sha256 and previous.is_file():
+    if old.get(item.name) == item.sha256 and _unchanged(previous, stats.get(item.name)):
         try:
             os.link(previous, dest)  # our own previous export: unchanged, not rewritten
             report.linked += 1
@@ -142,17 +155,81 @@ def _place(
         # The same image again (one copy per caption): a second name for the bytes we just wrote.
         os.link(placed[item.object_id], dest)
     elif item.object_id is not None:
-        shutil.copyfile(objects.path(item.object_id), dest)
+        place_object(objects, item.object_id, dest)
         placed[item.object_id] = dest
     else:
         dest.write_text(item.text or "", encoding="utf-8")
     report.written += 1
 
 
+def _unchanged(path: Path, stat: list[int] | None) -> bool:
+    """Whether an export file is as we wrote it: the size and mtime the manifest recorded (a manifest from
+    before they were recorded only proves the file exists)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat is None or [st.st_size, st.st_mtime_ns] == list(stat)
+
+
+def place_object(objects: Any, object_id: str, dest: Path) -> None:
+    """Put an object's bytes at `dest`: a hard link to the store's own read-only file, else a reflink or a
+    copy of the user's source file (checked before and after the copy; never a link to it)."""
+    stored = objects.stored_path(object_id)
+    if stored is not None and not objects.is_source(object_id):
+        try:
+            os.link(objects.seal(object_id), dest)
+            return
+        except OSError:
+            pass  # another file system, or no hard links there: copy
+    with objects.open_checked(object_id) as src:
+        before = os.fstat(src.fileno())
+        with open(dest, "wb") as dst:
+            _clone_or_copy(src, dst, before.st_size)
+        after = os.fstat(src.fileno())
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        os.unlink(dest)
+        raise ExportError(f"{objects.path(object_id)} changed while it was being exported; run again")
+
+
+def _clone_or_copy(src: Any, dst: Any, size: int) -> None:
+    import fcntl
+
+    try:
+        fcntl.ioctl(dst.fileno(), 0x40049409, src.fileno())  # FICLONE: copy-on-write, no bytes copied
+        return
+    except OSError:
+        pass
+    offset = 0
+    while offset < size:
+        try:
+            sent = os.copy_file_range(src.fileno(), dst.fileno(), size - offset, offset, offset)
+        except OSError:
+            src.seek(offset)
+            shutil.copyfileobj(src, dst, 1 << 20)
+            return
+        if sent == 0:
+            break
+        offset += sent
+
+
 def _chmod_like_mkdir(path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, 0o777 & ~umask)
+
+
+def read_stats(target: Path) -> dict[str, list[int]]:
+    """The previous export's (size, mtime) per file; empty for a manifest written before they were kept."""
+    try:
+        stats = json.loads((target / MANIFEST).read_text()).get("stat") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return (
+        {n: v for n, v in stats.items() if isinstance(v, list) and len(v) == 2}
+        if isinstance(stats, dict)
+        else {}
+    )
 
 
 def read_manifest(target: Path) -> dict[str, str] | None:

@@ -47,6 +47,47 @@ def open_image(data: bytes, name: str = "image") -> Any:
     return image
 
 
+def _open_stream(f: Any, size: int) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    if not size:
+        raise BadImage("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(f)
+    except Image.DecompressionBombError as exc:
+        raise BadImage(f"decompression bomb refused: {exc}") from None
+    except UnidentifiedImageError:
+        raise BadImage("not an image Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadImage(f"unreadable image header: {exc}") from None
+    if image.format not in FORMAT_EXTENSIONS:
+        raise BadImage(f"unsupported format {image.format}")
+    return image
+
+
+def _structure_ok(image: Any, f: Any, size: int) -> bool:
+    """Whether the file's end proves it complete (False: decode it to decide)."""
+    fmt = image.format
+    if fmt not in ("JPEG", "MPO", "PNG", "GIF", "WEBP"):
+        return False
+    start = max(0, size - _TAIL)
+    f.seek(start)
+    tail = f.read()
+    if fmt in ("JPEG", "MPO"):
+        scan = image.tile[0][2] if image.tile else size  # where the first scan's data starts
+        end = tail.rfind(b"\xff\xd9")
+        return end >= 0 and start + end > scan
+    if fmt == "PNG":
+        return tail.endswith(_PNG_IEND)
+    if fmt == "GIF":
+        return tail.endswith(b"\x3b")
+    f.seek(4)
+    riff = f.read(4)
+    return len(riff) == 4 and int.from_bytes(riff, "little") + 8 <= size
+
+
 def load_fully(image: Any) -> None:
     """Decode every byte so a truncated or corrupt file is caught now, not in a trainer. JPEGs are decoded
     at 1/8 scale (DCT scaling still reads the whole entropy-coded stream), which is ~10x cheaper."""
@@ -72,12 +113,29 @@ def orientation(image: Any) -> int:
 
 def probe(data: bytes) -> dict[str, Any]:
     """Validate bytes as an image and describe them as shown (EXIF orientation applied to width/height)."""
-    image = open_image(data)
+    return probe_file(io.BytesIO(data), len(data), verify="decode")
+
+
+VERIFY_MODES = ("structure", "decode")
+_TAIL = 1 << 16
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def probe_file(f: Any, size: int, verify: str = "structure") -> dict[str, Any]:
+    """Validate an open image file and describe it as shown (EXIF orientation applied to width/height).
+
+    `verify="structure"` reads the header and the file's end: a JPEG must end its scan with an end-of-image
+    marker, a PNG with IEND, a GIF with its trailer, a WebP must be as long as its RIFF header says; when
+    that check cannot decide (a trailer after the image, a BMP or TIFF) the image is decoded as with
+    `"decode"`, which decodes every byte (JPEGs at 1/8 scale). Both catch a file that ends early; only
+    `"decode"` also catches damage in the middle of the compressed data."""
+    image = _open_stream(f, size)
     fmt = "JPEG" if image.format == "MPO" else image.format
     width, height = image.size
     turn = orientation(image)
     mode = image.mode
-    load_fully(image)
+    if verify == "decode" or not _structure_ok(image, f, size):
+        load_fully(image)
     if turn in (5, 6, 7, 8):
         width, height = height, width
     return {

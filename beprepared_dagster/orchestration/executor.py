@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from beprepared_dagster.errors import BadImage, BeprepareError, StageFailed
-from beprepared_dagster.nodes import imaging
 from beprepared_dagster.nodes.base import (
     HumanNode,
     Image,
@@ -25,12 +24,10 @@ from beprepared_dagster.nodes.base import (
     SetNode,
     SourceNode,
 )
-from beprepared_dagster.nodes.load import PROBE_FINGERPRINT, Load
 from beprepared_dagster.nodes.model import ModelNode
 from beprepared_dagster.orchestration.progress import StageProgress
 from beprepared_dagster.remote.node import RemoteNode
-from beprepared_dagster.store import cache, files, stages
-from beprepared_dagster.store.objects import ChangedFile
+from beprepared_dagster.store import cache, stages
 from beprepared_dagster.store.stages import ABSENT, ERROR, KEPT, PENDING, REJECTED, Row
 from beprepared_dagster.store.workspace import WorkspaceStore
 from beprepared_dagster.workflow import Stage, Workflow
@@ -115,9 +112,9 @@ class StageExecutor:
         """A counter for a stage's images: logs done / total, rate and ETA every few seconds."""
         return StageProgress(stage.name, total, self.log, self.on_progress)
 
+    def _context(self, stage: Stage) -> NodeContext:
         from beprepared_dagster.store.embeddings import EmbeddingReader
 
-    def _context(self, stage: Stage) -> NodeContext:
         debug = self.store.root / "debug" / self.workflow.name / stage.name
         return NodeContext(
             objects=self.store.objects,
@@ -135,7 +132,9 @@ class StageExecutor:
                 conn, stage.fingerprint, type(node).__name__, node.version, node.fingerprint_params()
             )
         if isinstance(node, SourceNode):
-            self._run_load(stage, keys, report)
+            from beprepared_dagster.orchestration.stage_load import run_load
+
+            run_load(self, stage, keys, report)
         elif isinstance(node, MergeNode):
             self._run_merge(stage, keys, report)
         elif isinstance(node, HumanNode):
@@ -297,75 +296,3 @@ class StageExecutor:
                     status = REJECTED if first.status == ERROR else first.status
                     out.append(Row(image_id, 0, status, first.reason, first.at_stage, first.props))
             self._write(stage, out, report, cache_values={})
-
-    # --- Load ----------------------------------------------------------------------------------------------
-
-    def _run_load(self, stage: Stage, keys: list[str], report: StageReport) -> None:
-        node: Load = stage.node  # type: ignore[assignment]
-        node.check_folder()
-        root = str(node.dir)
-        with self.store.db.connect() as conn:
-            report.unreadable_files = files.errors_under(conn, root)
-        for path, problem in report.unreadable_files:
-            self.log.warning(f"skipped {path}: {problem}")
-        progress = self.progress(stage, len(keys))
-        for chunk in chunks(keys, 256):
-            with self.store.db.connect() as conn:
-                paths = files.paths_for(conn, root, chunk)
-                cached = cache.lookup(conn, PROBE_FINGERPRINT, chunk)
-            report.cache_hits += sum(1 for k in chunk if k in cached and k in paths)
-            rows, fresh = [], {}
-            for key in chunk:
-                row, probe = self._load_one(stage, node, key, paths.get(key, []), cached.get(key))
-                if probe is not None and key not in cached:
-                    fresh[key] = probe
-                rows.append(row)
-            report.computed += len(fresh)
-            report.fresh_images += len(fresh)
-            with self.store.db.connect() as conn:
-                cache.store(conn, PROBE_FINGERPRINT, fresh)
-                report.changed += stages.write_rows(
-                    conn, self.workflow.name, stage.name, stage.fingerprint, self.run_id, rows
-                )
-            for row in rows:
-                report.add_row(row, stage.name)
-                if row.status == ERROR:
-                    report.errors.append(row.image_id)
-            progress.advance(len(chunk))
-        progress.finish()
-
-    def _load_one(self, stage: Stage, node: Load, key: str, paths: list[str], cached: Any) -> tuple[Row, Any]:
-        if not paths:
-            return Row(key, 0, ABSENT, f"not under {node.dir}", stage.name), None
-        path, problem = self._import(key, paths)
-        if path is None:
-            self.log.warning(f"skipped {paths[0]}: {problem}")
-            return Row(key, 0, ERROR, problem, stage.name, {"original_path": paths[0]}), None
-        if len(paths) > 1:
-            self.log.info(
-                f"{path}: {len(paths) - 1} byte-identical copies ({', '.join(paths[1:3])}…) loaded once"
-            )
-        probe = cached
-        if probe is None:
-            try:
-                probe = {"kept": True, "info": imaging.probe(self.store.objects.read(key))}
-            except BadImage as exc:
-                probe = {"kept": False, "reason": f"bad image: {exc}"}
-        base = {"objectid": key, "original_path": path}
-        if not probe["kept"]:
-            self.log.warning(f"skipped {path}: {probe['reason']}")
-            return Row(key, 0, REJECTED, probe["reason"], stage.name, base), probe
-        return Row(key, 0, KEPT, None, None, {**base, **probe["info"]}), probe
-
-    def _import(self, key: str, paths: list[str]) -> tuple[str | None, str]:
-        """Copy the first path whose bytes still hash to `key` into the object store."""
-        problem = "file vanished"
-        for path in paths:
-            try:
-                self.store.objects.put_file(path, expected=key)
-                return path, ""
-            except ChangedFile:
-                problem = "content changed since it was discovered (the new content gets its own image)"
-            except OSError as exc:
-                problem = f"unreadable: {exc.strerror or exc}"
-        return None, problem

@@ -21,7 +21,7 @@ from typing import Any
 from beprepared_dagster.errors import StoreError
 from beprepared_dagster.store import legacy
 from beprepared_dagster.store.labels import JOURNAL_NAME
-from beprepared_dagster.store.objects import ChangedFile, is_object_id
+from beprepared_dagster.store.objects import REF_SUFFIX, ChangedFile, is_object_id
 from beprepared_dagster.store.workspace import WorkspaceStore
 
 LABEL_NAMES = {kind: name for name, kind in legacy.LABEL_SCOPES.items()}
@@ -215,7 +215,14 @@ def _copy_objects(
 ) -> None:
     paths = sorted(p for p in folder.glob("??/??/*") if p.is_file()) if folder.is_dir() else []
     for done, path in enumerate(paths, 1):
-        if not is_object_id(path.name):
+        if path.name.endswith(REF_SUFFIX) and is_object_id(path.name[: -len(REF_SUFFIX)]):
+            if store.objects.has(path.name[: -len(REF_SUFFIX)]):
+                report.objects_present += 1
+            elif store.objects.adopt_ref(path):
+                report.objects_copied += 1
+            else:
+                report.skipped["reference to a source file that changed or is gone"] += 1
+        elif not is_object_id(path.name):
             report.skipped["not an object file"] += 1
         elif store.objects.has(path.name):
             report.objects_present += 1

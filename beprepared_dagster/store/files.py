@@ -48,17 +48,23 @@ def replace_index(conn: Any, root: str, entries: list[FileEntry], removed: list[
 
 def paths_for(conn: Any, root: str, hashes: list[str]) -> dict[str, list[str]]:
     """The current paths under `root` holding each hash, sorted, so the first is stable."""
+    return {sha: [e.path for e in entries] for sha, entries in entries_for(conn, root, hashes).items()}
+
+
+def entries_for(conn: Any, root: str, hashes: list[str]) -> dict[str, list[FileEntry]]:
+    """The index entries under `root` holding each hash (path, and the size and mtime it was hashed at),
+    sorted by path, so the first is stable."""
     rows = conn.execute(
         """
-        SELECT sha256, path FROM files
+        SELECT sha256, path, size, mtime_ns FROM files
         WHERE root = ? AND sha256 IN (SELECT unnest(?::VARCHAR[]))
         ORDER BY sha256, path
         """,
         [root, hashes],
     ).fetchall()
-    result: dict[str, list[str]] = {}
-    for sha, path in rows:
-        result.setdefault(sha, []).append(path)
+    result: dict[str, list[FileEntry]] = {}
+    for sha, path, size, mtime_ns in rows:
+        result.setdefault(sha, []).append(FileEntry(path, size, mtime_ns, sha))
     return result
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from beprepared_dagster.errors import WorkflowError
 from beprepared_dagster.export.dataset import STATS_HTML, STATS_JSON
 from beprepared_dagster.export.folder import MANIFEST, ExportRefused, export_folder
 from beprepared_dagster.nodes import Save
-from beprepared_dagster.store.objects import ObjectStore
+from beprepared_dagster.store.objects import ObjectChanged, ObjectStore
 from beprepared_dagster.store.stages import KEPT, Row
 from beprepared_dagster_tests.conftest import make_image
 
@@ -94,11 +93,24 @@ def test_names_are_basename_objectid_ext(objects, target, tmp_path):
     assert leftovers(target.parent) == []
 
 
-def test_exported_image_is_a_copy_not_a_link_to_the_store(objects, target, tmp_path):
+def test_exported_derived_image_is_a_read_only_hard_link_and_an_edit_never_reaches_the_store(
+    objects, target, tmp_path
+):
+    """Derived bytes are stored once: the export hard-links them. Editing the exported file in place (as
+    root, who ignores the read-only mode) changes its mtime; the store then refuses to serve those bytes
+    under the old id, and the next export rewrites the file."""
     row = image_row(objects, tmp_path, 1, "/p/a.jpg")
+    oid = row.props["objectid"]
     export(target, [row], objects)
-    exported = target / f"a.jpg_{row.props['objectid']}.jpg"
-    assert exported.stat().st_ino != objects.path(row.props["objectid"]).stat().st_ino
+    exported = target / f"a.jpg_{oid}.jpg"
+    stored = objects.path(oid)
+    assert exported.stat().st_ino == stored.stat().st_ino
+    assert exported.stat().st_mode & 0o222 == 0
+    with open(exported, "r+b") as f:
+        f.write(b"EDITED")
+    with pytest.raises(ObjectChanged, match="modified after it was stored"):
+        objects.read(oid)
+    assert not stored.exists()  # quarantined: never served again under its id
 
 
 def test_the_same_image_twice_gets_a_numbered_suffix(objects, target, tmp_path):
@@ -363,24 +375,26 @@ def test_a_failure_midway_leaves_the_previous_export_intact(objects, target, tmp
     before, folder_inode = listing(target), target.stat().st_ino
     more = rows + [image_row(objects, tmp_path, i, f"/p/{i}.jpg", caption=f"c{i}") for i in range(2, 5)]
 
-    real_copyfile, calls = shutil.copyfile, []
+    from beprepared_dagster.export import atomic
 
-    def failing_copyfile(src, dst, *args, **kwargs):
-        calls.append(dst)
+    real_place, calls = atomic.place_object, []
+
+    def failing_place(objects, object_id, dest):
+        calls.append(dest)
         if len(calls) == 3:
             raise OSError(28, "No space left on device")
-        return real_copyfile(src, dst, *args, **kwargs)
+        return real_place(objects, object_id, dest)
 
-    monkeypatch.setattr(shutil, "copyfile", failing_copyfile)
+    monkeypatch.setattr(atomic, "place_object", failing_place)
     with pytest.raises(OSError, match="No space left"):
         export(target, more, objects)
-    assert len(calls) == 3  # the failure really happened midway (2 of 3 new images copied)
+    assert len(calls) == 3  # the failure really happened midway (2 of 3 new images placed)
     assert listing(target) == before
     assert target.stat().st_ino == folder_inode
     assert leftovers(target.parent) == []
 
     # And the next export works normally.
-    monkeypatch.setattr(shutil, "copyfile", real_copyfile)
+    monkeypatch.setattr(atomic, "place_object", real_place)
     report = export(target, more, objects)
     assert report.images == 5
     assert len(list(target.glob("*.jpg"))) == 5
@@ -389,10 +403,12 @@ def test_a_failure_midway_leaves_the_previous_export_intact(objects, target, tmp
 def test_a_failing_first_export_leaves_no_folder(objects, target, tmp_path, monkeypatch):
     rows = [image_row(objects, tmp_path, i, f"/p/{i}.jpg") for i in range(3)]
 
-    def failing_copyfile(src, dst, *args, **kwargs):
+    from beprepared_dagster.export import atomic
+
+    def failing_place(objects, object_id, dest):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(shutil, "copyfile", failing_copyfile)
+    monkeypatch.setattr(atomic, "place_object", failing_place)
     with pytest.raises(OSError):
         export(target, rows, objects)
     assert not target.exists()

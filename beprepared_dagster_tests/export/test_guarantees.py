@@ -11,7 +11,6 @@ Not covered here: the non-Linux fallback swap and concurrent exports to one fold
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -99,21 +98,23 @@ def test_a_failure_midway_leaves_the_previous_export_intact(layout, objects, tar
     more = rows + [
         image_row(objects, tmp_path, i, f"/p/{i}.jpg", caption=f"caption {i}") for i in range(2, 6)
     ]
-    real_copyfile, calls = shutil.copyfile, []
+    from beprepared_dagster.export import atomic
 
-    def failing_copyfile(src, dst, *args, **kwargs):
-        calls.append(dst)
+    real_place, calls = atomic.place_object, []
+
+    def failing_place(objects, object_id, dest):
+        calls.append(dest)
         if len(calls) == 3:
             raise OSError(28, "No space left on device")
-        return real_copyfile(src, dst, *args, **kwargs)
+        return real_place(objects, object_id, dest)
 
-    monkeypatch.setattr(shutil, "copyfile", failing_copyfile)
+    monkeypatch.setattr(atomic, "place_object", failing_place)
     with pytest.raises(OSError, match="No space left"):
         export(layout, target, more, objects)
-    assert len(calls) == 3  # it failed midway: two new images were already copied into the staging folder
+    assert len(calls) == 3  # it failed midway: two new images were already placed in the staging folder
     assert snapshot(target) == before and target.stat().st_ino == folder
     assert leftovers(target.parent) == []
-    monkeypatch.setattr(shutil, "copyfile", real_copyfile)
+    monkeypatch.setattr(atomic, "place_object", real_place)
     assert export(layout, target, more, objects).images == 6
 
 

@@ -22,7 +22,8 @@ def store(tmp_path: Path) -> ObjectStore:
 
 
 def all_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    """Every file under the store but its `.sealed` marker."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != ".sealed") if root.exists() else []
 
 
 def test_put_bytes_stores_by_sha256(store: ObjectStore):

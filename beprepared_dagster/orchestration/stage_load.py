@@ -1,0 +1,137 @@
+"""The Load stage: make each discovered image an object of the store and probe it, in parallel.
+
+Discovery (nodes/load.py `scan_folder`) already hashed every file and recorded the size and mtime it had.
+Here each image becomes an object the way the workflow's storage mode says (`store.objects.add_source`: a
+reference checked on every read, a copy-on-write clone, or a private copy) and is probed from its header and
+its end (`imaging.probe_file`); probes are cached per object id, shared by every workflow. Both run on a
+thread pool (file reads, hashing of clones and copies, and Pillow's decoders release the GIL), and each
+chunk's rows and probes are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from beprepared_dagster.errors import BadImage
+from beprepared_dagster.nodes import imaging
+from beprepared_dagster.nodes.load import Load, probe_fingerprint
+from beprepared_dagster.store import cache, files, stages
+from beprepared_dagster.store.files import FileEntry
+from beprepared_dagster.store.objects import ChangedFile, ObjectChanged
+from beprepared_dagster.store.stages import ABSENT, ERROR, KEPT, REJECTED, Row
+
+if TYPE_CHECKING:
+    from beprepared_dagster.orchestration.executor import StageExecutor, StageReport
+    from beprepared_dagster.workflow import Stage
+
+CHUNK = 512
+
+
+def workers() -> int:
+    return max(2, min(16, (os.cpu_count() or 2) * 2))
+
+
+def run_load(executor: StageExecutor, stage: Stage, keys: list[str], report: StageReport) -> None:
+    node: Load = stage.node  # type: ignore[assignment]
+    node.check_folder()
+    root = str(node.dir)
+    fingerprint = probe_fingerprint(node.verify)
+    store, log = executor.store, executor.log
+    with store.db.connect() as conn:
+        report.unreadable_files = files.errors_under(conn, root)
+    for path, problem in report.unreadable_files:
+        log.warning(f"skipped {path}: {problem}")
+    mode = getattr(executor.workflow, "storage", "reference")
+    how: dict[str, int] = {}
+    progress = executor.progress(stage, len(keys))
+    with ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="load") as pool:
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            with store.db.connect() as conn:
+                entries = files.entries_for(conn, root, chunk)
+                cached = cache.lookup(conn, fingerprint, chunk)
+            report.cache_hits += sum(1 for k in chunk if k in cached and k in entries)
+
+            def one(key: str, entries=entries, cached=cached) -> tuple[Row, Any, str, list[str]]:
+                return _load_one(store, node, stage.name, key, entries.get(key, []), cached.get(key), mode)
+
+            rows, fresh = [], {}
+            for key, (row, probe, added, messages) in zip(chunk, pool.map(one, chunk), strict=True):
+                for level, message in messages:
+                    getattr(log, level)(message)
+                if probe is not None and key not in cached:
+                    fresh[key] = probe
+                how[added] = how.get(added, 0) + 1
+                rows.append(row)
+            report.computed += len(fresh)
+            report.fresh_images += len(fresh)
+            with store.db.connect() as conn:
+                cache.store(conn, fingerprint, fresh)
+                report.changed += stages.write_rows(
+                    conn, executor.workflow.name, stage.name, stage.fingerprint, executor.run_id, rows
+                )
+            for row in rows:
+                report.add_row(row, stage.name)
+                if row.status == ERROR:
+                    report.errors.append(row.image_id)
+            progress.advance(len(chunk))
+    progress.finish()
+    added = {k: n for k, n in how.items() if k not in ("", "stored")}
+    if added:
+        log.info(
+            f"{stage.name}: " + ", ".join(f"{n} {k}" for k, n in sorted(added.items())) + f" ({mode} mode)"
+        )
+
+
+def _load_one(
+    store: Any, node: Load, stage: str, key: str, entries: list[FileEntry], cached: Any, mode: str
+) -> tuple[Row, Any, str, list[tuple[str, str]]]:
+    """(row, probe or None, how the object was added, log lines) for one image."""
+    messages: list[tuple[str, str]] = []
+    if not entries:
+        return Row(key, 0, ABSENT, f"not under {node.dir}", stage), None, "", messages
+    path, added, problem = _add(store, key, entries, mode)
+    if path is None:
+        messages.append(("warning", f"skipped {entries[0].path}: {problem}"))
+        return Row(key, 0, ERROR, problem, stage, {"original_path": entries[0].path}), None, "", messages
+    if len(entries) > 1:
+        others = ", ".join(e.path for e in entries[1:3] if e.path != path)
+        messages.append(("info", f"{path}: {len(entries) - 1} byte-identical copies ({others}…) loaded once"))
+    probe = cached
+    if probe is None:
+        try:
+            probe = _probe(store, key, node.verify)
+        except (ObjectChanged, OSError) as exc:
+            problem = f"unreadable: {exc}"
+            messages.append(("warning", f"skipped {path}: {problem}"))
+            return Row(key, 0, ERROR, problem, stage, {"original_path": path}), None, added, messages
+    base = {"objectid": key, "original_path": path}
+    if not probe["kept"]:
+        messages.append(("warning", f"skipped {path}: {probe['reason']}"))
+        return Row(key, 0, REJECTED, probe["reason"], stage, base), probe, added, messages
+    return Row(key, 0, KEPT, None, None, {**base, **probe["info"]}), probe, added, messages
+
+
+def _add(store: Any, key: str, entries: list[FileEntry], mode: str) -> tuple[str | None, str, str]:
+    """Add the first file whose bytes still hash to `key`: (its path, how, problem)."""
+    problem = "file vanished"
+    for entry in entries:
+        try:
+            how = store.objects.add_source(entry.path, key, entry.size or 0, entry.mtime_ns or 0, mode)
+            return entry.path, how, ""
+        except ChangedFile:
+            problem = "content changed since it was discovered (the new content gets its own image)"
+        except OSError as exc:
+            problem = f"unreadable: {exc.strerror or exc}"
+    return None, "", problem
+
+
+def _probe(store: Any, key: str, verify: str) -> dict[str, Any]:
+    try:
+        with store.objects.open_checked(key) as f:
+            size = os.fstat(f.fileno()).st_size
+            return {"kept": True, "info": imaging.probe_file(f, size, verify)}
+    except BadImage as exc:
+        return {"kept": False, "reason": f"bad image: {exc}"}
