@@ -10,10 +10,10 @@ keeps one process from generating the same copy twice.
 
 from __future__ import annotations
 
+import collections
 import io
 import logging
 import os
-import queue
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -46,10 +46,14 @@ class DisplayCache:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._known: dict[str, DisplayFile] = {}
-        self._warm_queue: queue.Queue[str] = queue.Queue(maxsize=256)
+        # Copies to make ahead of the browser: the pages' next images first (urgent), then the prefetcher's.
+        self._wanted: collections.deque[str] = collections.deque()
+        self._queued: set[str] = set()
+        self._wake = threading.Condition()
         # Making copies is CPU-bound: at most half the cores, so saving labels and serving stay responsive.
-        self._slots = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) // 2))
-        self._warmer: threading.Thread | None = None
+        self.workers = max(1, (os.cpu_count() or 2) // 2)
+        self._slots = threading.BoundedSemaphore(self.workers)
+        self._warmers: list[threading.Thread] = []
 
     def get(self, object_id: str) -> DisplayFile | None:
         """The file to send for `object_id`, generating it on first use; None when the object is unknown.
@@ -69,29 +73,52 @@ class DisplayCache:
         self._known[object_id] = found
         return found
 
-    def warm(self, object_ids: list[str]) -> None:
-        """Generate copies in one background thread (ahead of the browser asking); never blocks."""
-        for object_id in object_ids:
-            if object_id in self._known:
-                continue
-            try:
-                self._warm_queue.put_nowait(object_id)
-            except queue.Full:
-                break
-        if self._warmer is None or not self._warmer.is_alive():
-            self._warmer = threading.Thread(target=self._warm_loop, name="display-warmer", daemon=True)
-            self._warmer.start()
+    def warm(self, object_ids: list[str], urgent: bool = False) -> int:
+        """Generate copies in background threads (ahead of the browser asking); never blocks. `urgent`: ahead
+        of everything queued (what a page shows next). Returns how many were queued."""
+        fresh = [o for o in object_ids if o not in self._known and is_object_id(o)]
+        with self._wake:
+            if urgent:
+                for object_id in reversed(fresh):
+                    if object_id in self._queued:
+                        self._wanted.remove(object_id)
+                    self._wanted.appendleft(object_id)
+                self._queued.update(fresh)
+                queued = len(fresh)
+            else:
+                queued = 0
+                for object_id in fresh:
+                    if object_id not in self._queued:
+                        self._wanted.append(object_id)
+                        self._queued.add(object_id)
+                        queued += 1
+            self._warmers = [t for t in self._warmers if t.is_alive()]
+            while self._wanted and len(self._warmers) < self.workers:
+                thread = threading.Thread(target=self._warm_loop, name="display-warmer", daemon=True)
+                self._warmers.append(thread)
+                thread.start()
+            self._wake.notify_all()
+        return queued
+
+    def pending(self) -> int:
+        """Copies queued and not made yet."""
+        with self._wake:
+            return len(self._wanted)
 
     def _warm_loop(self) -> None:
         while True:
-            try:
-                object_id = self._warm_queue.get(timeout=5)
-            except queue.Empty:
-                return
+            with self._wake:
+                if not self._wanted and not self._wake.wait_for(lambda: bool(self._wanted), timeout=5):
+                    self._warmers = [t for t in self._warmers if t is not threading.current_thread()]
+                    return
+                object_id = self._wanted.popleft()
             try:
                 self.get(object_id)
             except (BadImage, OSError, ValueError) as exc:
                 log.debug("display copy of %s failed: %s", object_id, exc)
+            finally:
+                with self._wake:
+                    self._queued.discard(object_id)
 
     def _lock_for(self, object_id: str) -> threading.Lock:
         with self._guard:

@@ -4,7 +4,9 @@
   Dagster's code-server process (`dagster api grpc`) only — never in run workers, the webserver, the daemon or
   a test importing the definitions. The app lives and dies with that process: nothing is left after `dagster
   dev` exits (even on SIGKILL), and after a code-location reload the new code server takes the port over
-  as soon as the old one is gone.
+  as soon as the old one is gone. If the code server itself dies (`kill -9`), a small watcher process
+  (`watchdog`) asks Dagster's code-server proxy to reload the location, so the app and the sensors come back
+  without a restart of `dagster dev`.
 - A headless `workflow.run()`: the runner calls `ensure_serving`, which serves from its own process unless the
   configured port already serves the labeling app with the workflow's tabs (a `dagster dev` next to it).
   When the port is taken otherwise (another program, or an app without these tabs), it serves on the next
@@ -57,7 +59,20 @@ def start_with_code_server(workflows: list[Workflow], argv: list[str] | None = N
         return None
     if _running is None:
         _running = LabelingServer(workflows, settings).start()
+        _watch_code_server()
     return _running
+
+
+def _watch_code_server() -> None:
+    """Start the watcher that reloads the code location if this process dies (see `watchdog`)."""
+    from beprepared_dagster.labeling import watchdog
+
+    try:
+        watchdog.start_for_code_server()
+    except (OSError, ImportError) as exc:
+        log.warning(
+            "labeling app: no watcher for the code server (%s); after a crash, Reload the location", exc
+        )
 
 
 def ensure_serving(workflows: list[Workflow], timeout: float = 60) -> LabelingServer | None:

@@ -56,10 +56,12 @@ class LabelingServer:
         from beprepared_dagster.labeling.app import build_app
         from beprepared_dagster.labeling.service import LabelingService
 
-        app = build_app(LabelingService(self.workflows), self.settings)
+        service = LabelingService(self.workflows)
+        app = build_app(service, self.settings)
         sock = self._bind()
         if sock is None:
             return
+        service.start_prefetch()
         try:
             config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3, access_log=False)
             self._server = uvicorn.Server(config)
@@ -68,6 +70,7 @@ class LabelingServer:
             _on_started(self._server, self._started)
             self._server.run(sockets=[sock])
         finally:
+            service.stop()
             sock.close()
 
     def stop(self, timeout: float = 10) -> None:

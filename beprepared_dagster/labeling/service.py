@@ -8,6 +8,7 @@ returned, so an acknowledged label is durable.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,6 +29,7 @@ PAGE = 200  # images per page sent to the browser (~150 bytes each; no image dat
 BACK = 20  # already-labeled images sent before the first unlabeled one, for ← navigation
 MAX_WRITES = 500
 WARM_AHEAD = 8
+PREFETCH_AHEAD = 300  # display copies made in the background past each tab's first image still to label
 DB_LOCK_TIMEOUT = 3.0
 
 
@@ -54,6 +56,8 @@ class LabelingService:
         self.workflows = list(workflows)
         self.page_size, self.lock_timeout = page_size, lock_timeout
         self.workspaces: dict[str, _Workspace] = {}
+        self._prefetcher: threading.Thread | None = None
+        self._stopped = threading.Event()
         self.queues: dict[str, StageQueue] = {}
         self.ranks: dict[str, RankState] = {}
         for workflow in self.workflows:
@@ -73,6 +77,47 @@ class LabelingService:
 
     def _ws_of(self, queue: StageQueue) -> _Workspace:
         return self.workspaces[str(queue.workflow.workspace_dir)]
+
+    def start_prefetch(self, interval: float = 2.0) -> None:
+        """Make display copies ahead of the person, in the background, for every tab: as soon as images reach
+        a human stage (whether or not a page is open), from each tab's first image still to label on."""
+        if self._prefetcher is None:
+            self._prefetcher = threading.Thread(
+                target=self._prefetch_loop, args=(interval,), name="display-prefetch", daemon=True
+            )
+            self._prefetcher.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _prefetch_loop(self, interval: float) -> None:
+        while not self._stopped.is_set():
+            try:
+                self.prefetch()
+            except Exception:  # a background helper: log, never die
+                log.exception("display prefetch failed")
+            self._stopped.wait(interval)
+
+    def prefetch(self) -> int:
+        """Queue the display copies each tab will need next; returns how many were queued."""
+        queued = 0
+        for key, queue in self.queues.items():
+            ws = self._ws_of(queue)
+            ws.journal.refresh()
+            snap = queue.snapshot()
+            if key in self.ranks:  # any image may come next in a pair
+                objects = [it.objectid for it in snap.items[:PREFETCH_AHEAD]]
+            else:
+                latest = queue.journal.latest(queue.domain, queue.kind)
+                objects = []
+                for item in snap.items[queue.first_unlabeled(snap) :]:
+                    label = latest.get(item.image_id)
+                    if not queue.is_labeled(label.value if label else None):
+                        objects.append(item.objectid)
+                        if len(objects) >= PREFETCH_AHEAD:
+                            break
+            queued += ws.display.warm(objects)
+        return queued
 
     def tabs(self) -> list[dict[str, Any]]:
         """What the browser needs to draw each tab (no image data)."""
@@ -225,7 +270,7 @@ class LabelingService:
                 entry["text"] = item.text
             items.append(entry)
         pending = [it["obj"] for it in items if not queue.is_labeled(it["value"])][:WARM_AHEAD]
-        self._ws_of(queue).display.warm(pending)
+        self._ws_of(queue).display.warm(pending, urgent=True)
         return {"items": items, "start": start, "more_before": start > 0, "more_after": end < len(snap.items)}
 
     def _status(self, queue: StageQueue, snap: Snapshot) -> dict[str, Any]:
@@ -242,7 +287,7 @@ class LabelingService:
         want = payload.get("want") if isinstance(payload.get("want"), int) else 8
         seed = queue.journal.position * 7919 + len(avoid)
         pairs = self.ranks[queue.key].pairs(snap, want, avoid, seed)
-        self._ws_of(queue).display.warm([p[side]["obj"] for p in pairs for side in ("a", "b")])
+        self._ws_of(queue).display.warm([p[side]["obj"] for p in pairs for side in ("a", "b")], urgent=True)
         return pairs
 
 
