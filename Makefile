@@ -5,7 +5,7 @@ TORCH ?= 2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test test-fast lint docs dist bench bench-bookkeeping bench-captioning clean
+.PHONY: help demo test test-fast lint docs dist bench bench-bookkeeping bench-captioning bench-tagging clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -45,6 +45,9 @@ bench-bookkeeping: $(STAMP)  ## Dagster bookkeeping per (stage, image), N=2000/1
 
 bench-captioning: $(STAMP)  ## captioning runtime vs a plain generate loop (tiny LLaVA on the CPU)
 	$(BIN)/python bench/bench_captioning.py
+
+bench-tagging: $(STAMP)  ## WDTagger / NudeNet tags/s vs a plain loop of the same calls, CPU (bench/RESULTS-tagging.md)
+	$(BIN)/python bench/bench_tagging.py
 
 clean:  ## remove the virtualenv and the demo workspace
 	rm -rf $(VENV) workspace site dist

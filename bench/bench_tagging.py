@@ -117,7 +117,8 @@ def bench(args: argparse.Namespace) -> list[str]:
     nn_cold, nn_warm = stage_times(NudeNet(batch_size=batch), work / "photos", work / "ws2")
     return [
         f"CPU, {n} images 512x384 JPEG, batch {batch}, onnxruntime {onnxruntime.__version__}, "
-        f"{os.cpu_count()} cores. Images (tags) per second; loading counted on both sides.",
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end (other processes share the "
+        "cores: compare rows of one run, not runs). Images (tags) per second; loading counted on both sides.",
         "",
         "| path | seconds | images/s | per image |",
         "|---|---|---|---|",

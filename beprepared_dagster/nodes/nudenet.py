@@ -70,6 +70,9 @@ class NudeNet(OnnxModelNode):
     family: ClassVar[str] = "NudeNet"
     required_files: ClassVar[tuple[str, ...]] = ("320n.onnx",)
     description: ClassVar[str] = "Images checked for nudity by NudeNet (threshold {threshold})."
+    writes: ClassVar[tuple[str, ...]] = ("nudenet", "has_nudity", "has_female", "has_male")
+    extra: ClassVar[str] = "nsfw"
+    gpu: ClassVar[str] = "no: a small detector, fast on the CPU; CUDA with onnxruntime-gpu"
 
     def __init__(
         self,

@@ -72,6 +72,14 @@ class WDTagger(OnnxModelNode):
     required_files: ClassVar[tuple[str, ...]] = ("model.onnx", "selected_tags.csv")
     allow_patterns: ClassVar[tuple[str, ...] | None] = ("model.onnx", "selected_tags.csv")
     description: ClassVar[str] = "Images tagged by a WD tagger (ONNX) into {target_prop}."
+    writes: ClassVar[tuple[str, ...]] = (
+        "{target_prop}",
+        "wd_scores",
+        "wd_rating",
+        "wd_ratings",
+        "tagger_model",
+    )
+    gpu: ClassVar[str] = "optional: fast on the CPU; CUDA with onnxruntime-gpu"
 
     def __init__(
         self,
