@@ -152,16 +152,20 @@ class StageQueue:
     def _refresh(self) -> None:
         name = self.workflow.name
         with self.db.connect() as conn:
+            smart = getattr(self.node, "decides_unlabeled", False)
             signature = conn.execute(
                 "SELECT (SELECT count(*)::VARCHAR || '/' || coalesce(max(updated_at)::VARCHAR, '') FROM stage_rows "
-                "WHERE workflow = ? AND stage = ?), (SELECT count(*) FROM image_order WHERE workflow = ?)",
-                [name, self.upstream, name],
+                "WHERE workflow = ? AND stage = ?), (SELECT count(*) FROM image_order WHERE workflow = ?), "
+                "(SELECT max(updated_at) FROM stage_rows WHERE ? AND workflow = ? AND stage = ?)",
+                [name, self.upstream, name, smart, name, self.stage.name],
             ).fetchone()
             if signature == self._signature:
                 return
             rows = stages.read_rows(conn, name, self.upstream)
             ordered = order.ordered_ids(conn, name)
-        items = _items(rows, ordered, self._text_prop())
+            # A smart stage's tab leaves out the images its model decided: a person sees the rest.
+            decided = _model_decided(conn, name, self.stage.name) if smart else set()
+        items = _items({k: v for k, v in rows.items() if k not in decided}, ordered, self._text_prop())
         self._snapshot = Snapshot(
             tuple(items), {it.image_id: i for i, it in enumerate(items)}, self._snapshot.version + 1
         )
@@ -201,6 +205,17 @@ class StageQueue:
                 kept += 1
         total = len(snapshot.items)
         return {"total": total, "kept": kept, "rejected": rejected, "remaining": total - kept - rejected}
+
+
+def _model_decided(conn: Any, workflow: str, stage: str) -> set[str]:
+    """Images a smart stage decided without a label (its model's calls; not "waiting")."""
+    rows = conn.execute(
+        "SELECT s.image_id FROM stage_rows s LEFT JOIN human_applied h ON h.workflow = s.workflow "
+        "AND h.stage = s.stage AND h.image_id = s.image_id WHERE s.workflow = ? AND s.stage = ? "
+        "AND s.status <> 'pending' AND coalesce(h.journal_id, 0) = 0",
+        [workflow, stage],
+    ).fetchall()
+    return {r[0] for r in rows}
 
 
 def is_rejection(kind: str, value: Mapping[str, Any] | None) -> bool:

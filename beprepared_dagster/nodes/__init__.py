@@ -36,6 +36,7 @@ from beprepared_dagster.nodes.rank import HumanRank
 from beprepared_dagster.nodes.save import Save, SaveImageFolder, SaveKohya
 from beprepared_dagster.nodes.scaling import Downscale, DownscaleMethod, Upscale, UpscaleMethod
 from beprepared_dagster.nodes.setlevel import Shuffle, Sorted, Take
+from beprepared_dagster.nodes.smart import SmartHumanFilter
 from beprepared_dagster.nodes.tags import AddTags, RemoveTags, RewriteTags
 from beprepared_dagster.nodes.utils import Apply, Fail, Info, Map, Passthrough, Sleep
 from beprepared_dagster.nodes.vlm_caption import JoyCaptionBetaOne, VLMCaption
@@ -104,6 +105,7 @@ __all__ = [
     "SetNode",
     "Shuffle",
     "Sleep",
+    "SmartHumanFilter",
     "Sorted",
     "Take",
     "TransformNode",

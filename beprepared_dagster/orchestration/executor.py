@@ -137,6 +137,10 @@ class StageExecutor:
             run_load(self, stage, keys, report)
         elif isinstance(node, MergeNode):
             self._run_merge(stage, keys, report)
+        elif isinstance(node, HumanNode) and getattr(node, "decides_unlabeled", False):
+            from beprepared_dagster.orchestration.stage_smart import run_smart
+
+            run_smart(self, stage, keys, report)
         elif isinstance(node, HumanNode):
             from beprepared_dagster.orchestration.stage_human import run_human
 

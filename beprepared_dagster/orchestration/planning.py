@@ -177,7 +177,15 @@ def _human(
         label = labels.get(key)
         value = label.value if label else None
         changed = key in applied and applied[key] != (label.id if label else 0)
-        if not is_ready(node, rows, value):
+        if not is_ready(node, rows, value) and getattr(node, "decides_unlabeled", False):
+            # A smart stage decides unlabeled images itself (its model, or "waiting"): run it where its row
+            # is missing or outdated, wait where its row says so, leave the model's decisions alone.
+            if changed or key in own or key not in applied:
+                state.extra.add(key)
+            elif pending.get(key, False):
+                state.waiting += 1
+                state.held.add(key)
+        elif not is_ready(node, rows, value):
             state.waiting += 1
             # A label undone (or a version bump) must still turn an exported image into "waiting".
             if (changed or key in own) and key in applied and not pending.get(key, False):
