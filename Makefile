@@ -5,7 +5,7 @@ TORCH ?= 2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test test-fast lint docs dist bench bench-bookkeeping bench-captioning bench-tagging clean
+.PHONY: help demo test test-fast lint docs dist bench bench-bookkeeping bench-captioning bench-api bench-tagging clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -45,6 +45,9 @@ bench-bookkeeping: $(STAMP)  ## Dagster bookkeeping per (stage, image), N=2000/1
 
 bench-captioning: $(STAMP)  ## captioning runtime vs a plain generate loop (tiny LLaVA on the CPU)
 	$(BIN)/python bench/bench_captioning.py
+
+bench-api: $(STAMP)  ## API captioning vs a plain asyncio loop, fake server with a 50 ms answer (~1 min)
+	$(BIN)/python bench/bench_api_captioning.py
 
 bench-tagging: $(STAMP)  ## WDTagger / NudeNet tags/s vs a plain loop of the same calls, CPU (bench/RESULTS-tagging.md)
 	$(BIN)/python bench/bench_tagging.py
