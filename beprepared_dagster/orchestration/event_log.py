@@ -23,11 +23,23 @@ run worker, and whichever process creates the run: webserver, daemon or a headle
 such process opens the instance from this `dagster.yaml`, so the storage sets that variable itself when it
 is constructed, unless the environment already has it.
 
+Two more savings, same rows for every reader:
+
+* Planned events: the storage declares `supports_partition_subset_in_asset_materialization_planned_events`,
+  so a range run's creation logs one ASSET_MATERIALIZATION_PLANNED per asset carrying the run's partitions
+  instead of one per (asset, partition). The run's own log (its shard) keeps that one event; the index gets
+  the per-partition rows Dagster's partition status reads (in progress, failed), each a real per-partition
+  planned event, built from one serialized template.
+* Materializations of one step differ only in their `AssetMaterialization` and timestamp: the first is
+  serialized by Dagster, the others reuse its text around their own materialization's, after an equality
+  check proves everything else identical (any difference takes Dagster's path).
+
 Relies on Dagster internals pinned in pyproject.toml and checked by `test_event_log_dagster_internals.py`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -43,7 +55,7 @@ from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from dagster._serdes import ConfigurableClassData
+from dagster._serdes import ConfigurableClassData, serialize_value
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
@@ -104,6 +116,17 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             self._tables_seen.add(table_name)
         return found
 
+    @property
+    def supports_partition_subset_in_asset_materialization_planned_events(self) -> bool:
+        return True
+
+    def store_event(self, event: EventLogEntry) -> None:
+        # Without batching (DAGSTER_EVENT_BATCH_SIZE=0) a planned event over a subset still gets its rows.
+        if _subset_planned(event) is not None:
+            self.store_event_batch([event])
+            return
+        super().store_event(event)
+
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Store a batch of one run's asset events in one transaction on the run's shard and one on the index.
 
@@ -111,15 +134,21 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         path. On any error both transactions roll back and the error propagates, so Dagster's fallback
         (storing the batch event by event) starts from a clean slate.
         """
-        if len(events) < 2 or not _bulk_writable(events):
+        subset = any(_subset_planned(e) is not None for e in events)
+        if not events or (len(events) < 2 and not subset) or not _bulk_writable(events):
             super().store_event_batch(events)
             return
-        rows = [self._event_to_row(event) for event in events]  # serialized once, written to both files
+        rows = _Serializer(self).rows(events)  # serialized once, written to both files
+        index_rows, index_events = [], []
+        for event, row in zip(events, rows, strict=True):
+            expanded = _expand_planned(event, row)
+            index_rows.extend(expanded or [row])
+            index_events.extend([event] * len(expanded or [row]))
         with self._batch_connections(events[0].run_id) as (index, shard):
             shard.execute(SqlEventLogStorageTable.insert(), rows)
-            event_ids = _insert_returning_ids(index, rows)
-            self._store_asset_event_tags(index, events, event_ids)
-            self._store_asset_records(index, events, event_ids)
+            event_ids = _insert_returning_ids(index, index_rows)
+            self._store_asset_event_tags(index, index_events, event_ids)
+            self._store_asset_records(index, index_events, event_ids)
 
     def _store_asset_records(
         self, conn: Connection, events: Sequence[EventLogEntry], event_ids: Sequence[int]
@@ -169,6 +198,98 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             self._initdb(engine)
             self._initialized_dbs.add(shard)
         return engine
+
+
+_PLACEHOLDER = "__beprepared_partition_placeholder__"
+
+
+def _subset_planned(event: EventLogEntry) -> Any:
+    """The `AssetMaterializationPlannedData` of a planned event over a partition subset, else None."""
+    dagster_event = event.dagster_event
+    if dagster_event is None or dagster_event.event_type != DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
+        return None
+    planned = dagster_event.event_specific_data
+    return planned if getattr(planned, "partitions_subset", None) is not None else None
+
+
+def _expand_planned(event: EventLogEntry, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-partition planned rows a subset planned event stands for (index rows), or [] for any other
+    event. Each row's event is the planned event Dagster would have logged for that partition alone."""
+    planned = _subset_planned(event)
+    if planned is None:
+        return []
+    keys = list(planned.partitions_subset.get_partition_keys())
+    dagster_event = event.get_dagster_event()
+    one = planned._replace(partition=_PLACEHOLDER, partitions_subset=None)
+    template = serialize_value(event._replace(dagster_event=dagster_event._replace(event_specific_data=one)))
+    quoted = json.dumps(_PLACEHOLDER)[1:-1]
+    if template.count(quoted) != 1:  # the placeholder must stand for the partition only
+        raise DagsterInvariantViolationError("planned event template: placeholder not unique")
+    head, tail = template.split(quoted)
+    return [{**row, "event": head + json.dumps(k)[1:-1] + tail, "partition": k} for k in keys]
+
+
+class _Serializer:
+    """Rows of a batch: Dagster's serialization, reusing the text of a step's first materialization for the
+    others (see the module docstring)."""
+
+    def __init__(self, storage: BatchedSqliteEventLogStorage) -> None:
+        self.storage = storage
+        self.templates: dict[tuple[Any, Any], Any] = {}
+
+    def rows(self, events: Sequence[EventLogEntry]) -> list[dict[str, Any]]:
+        return [self.row(event) for event in events]
+
+    def row(self, event: EventLogEntry) -> dict[str, Any]:
+        dagster_event = event.dagster_event
+        if dagster_event is None or dagster_event.event_type != DagsterEventType.ASSET_MATERIALIZATION:
+            return self.storage._event_to_row(event)
+        key = (dagster_event.step_key, dagster_event.asset_key)
+        template = self.templates.get(key)
+        if template is None:
+            row = self.storage._event_to_row(event)
+            self.templates[key] = _template(event, row) or False
+            return row
+        if template is False or not _same_but_materialization(event, template[0]):
+            return self.storage._event_to_row(event)
+        first, head, middle, tail, row = template
+        body = serialize_value(dagster_event.event_specific_data.materialization)
+        return {
+            **row,
+            "event": head + body + middle + repr(event.timestamp) + tail,
+            "timestamp": self.storage._event_insert_timestamp(event),
+            "partition": dagster_event.partition,
+        }
+
+
+def _template(event: EventLogEntry, row: dict[str, Any]) -> tuple | None:
+    """(event, text before its materialization, text between it and the timestamp, after, row)."""
+    text = row["event"]
+    body = serialize_value(event.get_dagster_event().event_specific_data.materialization)
+    stamp = '"timestamp": ' + repr(event.timestamp)
+    if text.count(body) != 1:
+        return None
+    head, rest = text.split(body)
+    if rest.count(stamp) != 1 or json.dumps(event.timestamp) != repr(event.timestamp):
+        return None
+    middle, tail = rest.split(stamp)
+    return event, head, middle + '"timestamp": ', tail, row
+
+
+def _same_but_materialization(event: EventLogEntry, first: EventLogEntry) -> bool:
+    """Whether `event` equals `first` once its timestamp and materialization are set to `first`'s."""
+    dagster_event = event.dagster_event
+    data = dagster_event.event_specific_data
+    first_data = first.dagster_event.event_specific_data
+    if type(data) is not type(first_data) or json.dumps(event.timestamp) != repr(event.timestamp):
+        return False
+    same = data._replace(materialization=first_data.materialization)
+    return (
+        event._replace(
+            timestamp=first.timestamp, dagster_event=dagster_event._replace(event_specific_data=same)
+        )
+        == first
+    )
 
 
 def _insert_returning_ids(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
