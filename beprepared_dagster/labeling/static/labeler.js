@@ -131,7 +131,7 @@
       if (Object.keys(all).length) localStorage.setItem(STORE_KEY, JSON.stringify(all));
       else localStorage.removeItem(STORE_KEY);
       outbox.persisted = true;
-    } catch (e) { outbox.persisted = false; /* storage full or disabled: the page warns before leaving instead */ }
+    } catch (e) { outbox.persisted = false; /* storage full or disabled: only the warning before leaving is left */ }
   }
   function adopt() {  // take over the pending writes of pages that are gone (closed, reloaded, crashed)
     const all = storedOutboxes();
@@ -1061,7 +1061,7 @@
     listen(window, 'beforeunload', e => {
       saveTyping();
       persist(true);
-      if (outbox.pending.length && !outbox.persisted) { e.preventDefault(); e.returnValue = ''; }
+      if (outbox.pending.length) { e.preventDefault(); e.returnValue = ''; }  // stored too, but say so
     });
     listen(window, 'pagehide', () => persist(true));
     listen(document, 'visibilitychange', () => { if (document.visibilityState === 'hidden') { saveTyping(); flush(); } });
