@@ -3,8 +3,8 @@ and send requests only for the misses.
 
 Order matters: the API key is read (a missing one fails the stage naming its variable) before any row is
 written or any request sent; cache hits are written next; the misses then go out at the node's `parallel`
-concurrency, and finished ones are stored in batches as they arrive (cache + stage rows), so a stopped run
-loses at most the requests in flight. A failure (refusal, rejection, retries exhausted, not sent) is stored as
+concurrency, and finished ones are stored in batches as they arrive (cache + stage rows, every 32 answers or
+every second), so a stopped run loses the requests in flight and at most the last second's answers. A failure (refusal, rejection, retries exhausted, not sent) is stored as
 a row flagged for retry and never cached. The run's requests, retries, failures, tokens and estimated cost go
 into the stage's metadata.
 """

@@ -1,6 +1,7 @@
 """Many requests at `parallel` concurrency: an event loop on a thread of its own sends them, and the caller's
-thread receives finished jobs in batches (every `flush_every` jobs or `flush_seconds`), so the stage stores
-results as they arrive and a stopped run loses at most the requests in flight."""
+thread receives finished jobs in batches (every `flush_every` jobs, 32 by default, or every `flush_seconds`),
+so the stage stores results as they arrive: a stopped run loses the requests in flight and at most the last
+second's answers. (A write per answer would cost a DuckDB transaction each: `bench/bench_api_captioning.py`.)"""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def run_jobs(
     """Send every job's requests; `on_results([(job index, results aligned with its bodies), …])` runs on
     the calling thread. Raises what stops the stage (`client.Fatal`) after handing over what finished;
     `result` (counts so far) is filled in either way."""
-    flush_every = flush_every or max(8, settings.parallel)
+    flush_every = flush_every or max(32, 2 * settings.parallel)
     out: queue.Queue[tuple[str, Any]] = queue.Queue()
     stop = threading.Event()
     result = result if result is not None else RunResult(Stats())
@@ -84,8 +85,14 @@ def run_jobs(
                 pending, last = [], time.monotonic()
         if pending:
             on_results(pending)
+    except KeyboardInterrupt:
+        stop.set()  # send nothing more, keep what arrived
+        if pending:
+            on_results(pending)
+        thread.join(timeout=2)
+        raise
     except BaseException:
-        stop.set()  # Ctrl-C or a failed write: send nothing more
+        stop.set()  # a failed write: send nothing more
         thread.join(timeout=2)
         raise
     thread.join()

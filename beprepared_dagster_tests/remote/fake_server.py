@@ -178,3 +178,27 @@ class FakeServer:
         if answer.usage is not None:
             out["usage"] = answer.usage
         return out
+
+
+def main() -> None:
+    """`python -m beprepared_dagster_tests.remote.fake_server --delay 0.05`: serve until killed (benchmarks
+    run it in its own process, so its CPU time is not counted as the client's)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before every answer")
+    args = parser.parse_args()
+    server = FakeServer().start()
+    server.delay = args.delay
+    print(server.url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -230,3 +230,21 @@ def test_a_wrong_base_url_fails_the_stage_naming_the_url(pictures, workspace_dir
 def test_bad_parameters_fail_at_load_time(kwargs, message):
     with pytest.raises(WorkflowError, match=message.replace("(", r"\(").replace(")", r"\)")):
         OpenAICaption(**kwargs)
+
+
+def test_answers_that_arrived_before_a_stage_stopped_are_kept(pictures, workspace_dir, server):
+    server.handler = lambda n, body: Answer(status=401, text="key revoked") if n == 3 else None
+    workflow = flow(pictures, workspace_dir, OpenAICaption(model="llava", base_url=server.url, parallel=1))
+    with pytest.raises(StageFailed, match="refused the API key"):
+        run_stages(workflow, workspace_dir)
+    assert (
+        sum(
+            1
+            for r in stored(workflow, workspace_dir, caption_stage(workflow)).values()
+            if r.props.get("caption")
+        )
+        == 2
+    )
+    server.reset()
+    run_stages(workflow, workspace_dir)
+    assert len(server.received) == 1  # the two stored before the stop are not asked again
