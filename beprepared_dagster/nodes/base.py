@@ -12,11 +12,14 @@ does batching, caching, counting and error isolation for all of them.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from beprepared_dagster.errors import BadImage
 from beprepared_dagster.workflow import Node
 
 if TYPE_CHECKING:
@@ -168,15 +171,47 @@ class PropertyNode(ImageNode):
 
 class TransformNode(ImageNode):
     """Derives new bytes: `transform` stores them in `ctx.objects` and returns the new `objectid`, `format`,
-    `ext`, `width` and `height`. The partition (image identity) never changes."""
+    `ext`, `width` and `height`. The partition (image identity) never changes.
+
+    A batch's transforms run on every core (`cpu_pool`): Pillow releases the GIL while it decodes, resamples
+    and encodes, so threads scale like processes without copying pixels between them. A transform must be
+    thread-safe (the object store is); set `parallel = False` when it is not."""
 
     batch_size: ClassVar[int] = 64
+    parallel: ClassVar[bool] = True
 
     def transform(self, image: Image, ctx: NodeContext) -> dict[str, Any]:
         raise NotImplementedError
 
+    def process(self, images: list[Image], ctx: NodeContext) -> list[Outcome]:
+        if not self.parallel or len(images) < 2:
+            return super().process(images, ctx)
+
+        def one(image: Image) -> Outcome:
+            try:
+                return self.process_one(image, ctx)
+            except BadImage as exc:  # as the executor records it for one image; the others go on
+                return Outcome.reject(f"bad image: {exc}")
+
+        return list(cpu_pool().map(one, images))
+
     def process_one(self, image: Image, ctx: NodeContext) -> Outcome:
         return Outcome.keep(**self.transform(image, ctx))
+
+
+_POOL: Any = None
+_POOL_LOCK = threading.Lock()
+
+
+def cpu_pool() -> Any:
+    """The process-wide thread pool for CPU-bound pixel work, one thread per core."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="pixels")
+        return _POOL
 
 
 class SetNode(Node):

@@ -28,6 +28,8 @@ class ConvertFormat(TransformNode):
     Args:
         format: the target Pillow format name (any case).
         quality: JPEG/WEBP quality (the original used Pillow's default of 75).
+        compress_level: PNG's zlib level, 0-9 (default 1: several times faster than Pillow's 6, files ~15%
+            larger; the pixels are the same).
     """
 
     version: ClassVar[int] = 1
@@ -43,21 +45,33 @@ class ConvertFormat(TransformNode):
         "mode",
     )
 
-    def __init__(self, format: str, quality: int = 95) -> None:
+    def __init__(
+        self, format: str, quality: int = 95, compress_level: int = imaging.PNG_COMPRESS_LEVEL
+    ) -> None:
         name = str(format).upper().lstrip(".")
         target = _ALIASES.get(name, name)
         if target not in imaging.WRITABLE_FORMATS:
             raise ValueError(f"format {format!r} is not one of {', '.join(imaging.WRITABLE_FORMATS)}")
         if not isinstance(quality, int) or not 1 <= quality <= 100:
             raise ValueError(f"quality must be an integer from 1 to 100, got {quality!r}")
-        self.format, self.quality = target, quality
+        if (
+            isinstance(compress_level, bool)
+            or not isinstance(compress_level, int)
+            or not 0 <= compress_level <= 9
+        ):
+            raise ValueError(f"compress_level must be an integer from 0 to 9, got {compress_level!r}")
+        self.format, self.quality, self.compress_level = target, quality, compress_level
         self.params["format"] = target
+        if target != "PNG":  # only PNG's bytes depend on it: other targets keep the cache key they had
+            self.params.pop("compress_level", None)
 
     def transform(self, image: Image, ctx: NodeContext) -> dict[str, Any]:
         upright = image.get("orientation", 1) in (None, 1)
         if image.format == self.format and upright and image.get("mode") in _SAFE_MODES[self.format]:
             return {}  # already what a trainer reads correctly: keep the original bytes
-        data, width, height = imaging.convert(ctx.objects.read(image.objectid), self.format, self.quality)
+        data, width, height = imaging.convert(
+            ctx.objects.read(image.objectid), self.format, self.quality, self.compress_level
+        )
         return {
             "objectid": ctx.objects.put_bytes(data),
             "format": self.format,

@@ -148,7 +148,14 @@ def probe_file(f: Any, size: int, verify: str = "structure") -> dict[str, Any]:
     }
 
 
-def convert(data: bytes, target: str, quality: int) -> tuple[bytes, int, int]:
+# zlib level of PNGs the project writes: 1 is ~5-8x faster than Pillow's default 6 for ~15% larger files,
+# which no trainer notices (it decodes the same pixels).
+PNG_COMPRESS_LEVEL = 1
+
+
+def convert(
+    data: bytes, target: str, quality: int, compress_level: int = PNG_COMPRESS_LEVEL
+) -> tuple[bytes, int, int]:
     """Re-encode to `target`: EXIF orientation applied, alpha composited on white when the target has no
     alpha, CMYK/16-bit/palette converted, ICC profile kept. Returns (bytes, width, height)."""
     from PIL import Image, ImageOps
@@ -167,6 +174,8 @@ def convert(data: bytes, target: str, quality: int) -> tuple[bytes, int, int]:
         options["quality"] = quality
     if target == "JPEG":
         options["subsampling"] = 0 if quality >= 90 else 2
+    if target == "PNG":
+        options["compress_level"] = compress_level
     image.save(out, format=target, **options)
     return out.getvalue(), image.width, image.height
 

@@ -64,7 +64,9 @@ def open_upright(data: bytes, draft_size: tuple[int, int] | None = None) -> tupl
     return image, icc
 
 
-def encode(image: Any, target: str, quality: int, icc: bytes | None) -> bytes:
+def encode(
+    image: Any, target: str, quality: int, icc: bytes | None, compress_level: int = imaging.PNG_COMPRESS_LEVEL
+) -> bytes:
     """Encode a decoded image to `target` with the same rules as `imaging.convert`."""
     from PIL import Image
 
@@ -76,6 +78,8 @@ def encode(image: Any, target: str, quality: int, icc: bytes | None) -> bytes:
         options["quality"] = quality
     if target == "JPEG":
         options["subsampling"] = 0 if quality >= 90 else 2
+    if target == "PNG":
+        options["compress_level"] = compress_level
     out = io.BytesIO()
     image.save(out, format=target, **options)
     return out.getvalue()

@@ -274,3 +274,38 @@ def test_unknown_format_is_a_workflow_error(bad):
 def test_bad_quality_is_a_workflow_error(bad):
     with pytest.raises(WorkflowError, match="ConvertFormat: quality must be an integer from 1 to 100"):
         ConvertFormat("JPEG", quality=bad)
+
+
+def test_a_batch_converts_on_several_threads_and_a_bad_image_fails_alone(ctx, monkeypatch):
+    """Pillow releases the GIL while it decodes and encodes: a batch runs on the CPU pool's threads (one per
+    core), and a bad image in it is rejected without taking the batch down."""
+    import threading
+    import time
+
+    real, threads = imaging.convert, set()
+
+    def recording(data, *args, **kwargs):
+        threads.add(threading.current_thread().name)
+        time.sleep(0.05)  # long enough for the pool to hand the next images to other threads
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(imaging, "convert", recording)
+    images = [load(ctx, "640x480.jpg"), load(ctx, "cmyk-40x30.jpg")] * 3
+    broken = Image({**images[0], "objectid": ctx.objects.put_bytes(b"\xff\xd8 not a jpeg")})
+    outcomes = ConvertFormat("PNG").process([*images, broken], ctx)
+    assert len(threads) >= 2 and all(name.startswith("pixels") for name in threads)
+    assert [o.kept for o in outcomes] == [True] * 6 + [False]
+    assert outcomes[-1].reason.startswith("bad image")
+
+
+def test_png_compression_level_changes_bytes_not_pixels(ctx):
+    source = load(ctx, "640x480.jpg")
+    fast, small = (ConvertFormat("PNG", compress_level=level).process([source], ctx)[0] for level in (1, 9))
+    a, b = (PILImage.open(io.BytesIO(ctx.objects.read(o.set["objectid"]))) for o in (fast, small))
+    assert a.tobytes() == b.tobytes()
+    assert len(ctx.objects.read(fast.set["objectid"])) > len(ctx.objects.read(small.set["objectid"]))
+    # Only PNG's bytes depend on it: a JPEG conversion keeps the cache key it had before the parameter.
+    assert "compress_level" not in ConvertFormat("JPEG").params
+    assert ConvertFormat("PNG").params["compress_level"] == 1
+    with pytest.raises(WorkflowError, match="compress_level must be an integer from 0 to 9"):
+        ConvertFormat("PNG", compress_level=12)
