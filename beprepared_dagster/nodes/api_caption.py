@@ -29,8 +29,9 @@ class ApiCaptionNode(RemoteNode):
 
     Args:
         target_prop: the property the caption goes to.
-        prompt: the instruction sent with the image (default: a training-caption instruction); `instructions`
-            are appended after a blank line, as in the original.
+        prompt: the instruction sent with the image (default: a training-caption instruction that asks for
+            "Caption not available" when the model will not caption).
+        instructions: text appended to the prompt after a blank line, as in the original.
         system: an optional system message.
         detail: "low", "high" or "auto" (OpenAI's image detail; other servers ignore it); None: not sent.
         image_max_edge: images with a longer edge are downscaled to it and sent as JPEG; None: as they are.
@@ -97,9 +98,7 @@ class ApiCaptionNode(RemoteNode):
 
 class GPT4oCaption(ApiCaptionNode):
     """Caption each image with OpenAI's GPT-4o (`$OPENAI_API_KEY`; `$OPENAI_BASE_URL` when set).
-
-    Args: see `ApiCaptionNode` and `RemoteNode`.
-    """
+    Parameters as on `ApiCaptionNode` and `RemoteNode`."""
 
     def __init__(
         self,
@@ -132,10 +131,8 @@ class GPT4oCaption(ApiCaptionNode):
 
 class GeminiCaption(GPT4oCaption):
     """Caption each image with Google Gemini through its OpenAI-compatible endpoint (`$GEMINI_API_KEY` or
-    `$GOOGLE_API_KEY`; `$OPENAI_BASE_URL` does not apply).
-
-    Args: see `ApiCaptionNode` and `RemoteNode`.
-    """
+    `$GOOGLE_API_KEY`; `$OPENAI_BASE_URL` does not apply). Parameters as on `ApiCaptionNode` and
+    `RemoteNode`."""
 
     default_base_url: ClassVar[str] = GEMINI_URL
     default_key_envs: ClassVar[tuple[str, ...]] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -179,7 +176,8 @@ class OpenAICaption(GPT4oCaption):
         base_url: the server (".../v1") or a list of servers; None: `$OPENAI_BASE_URL`, else OpenAI.
         api_key_env: the variable with the key; without it a local server gets `$OPENAI_API_KEY` if set,
             else a placeholder (servers started without a key accept anything).
-        others: see `ApiCaptionNode` and `RemoteNode`.
+
+    The other parameters are as on `ApiCaptionNode` and `RemoteNode`.
     """
 
     def __init__(

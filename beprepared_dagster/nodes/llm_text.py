@@ -56,7 +56,8 @@ class LLMCaptionTransform(_TextNode):
             properties it names, and one naming a property no stage above sets fails when the workflow loads.
         target_prop: the property the answer goes to.
         system: an optional system message.
-        others: see `RemoteNode` (base_url, api_key_env, parallel=20, temperature=0.5, max_tokens=500, …).
+
+    The other parameters are as on `RemoteNode`.
     """
 
     description: ClassVar[str] = "Images whose {target_prop} was written by {model} from a prompt template."
@@ -129,7 +130,8 @@ class LLMCaptionVariations(_TextNode):
         variations: paraphrases per caption (each a request; identical answers count once).
         instructions: extra instructions sent with every request (e.g. "keep the trigger word first").
         model: the model's name on the server (default: OpenAI's gpt-4o-mini).
-        others: see `RemoteNode` (base_url, api_key_env, parallel=20, temperature=0.7, …).
+
+    The other parameters are as on `RemoteNode`.
     """
 
     writes: ClassVar[tuple[str, ...]] = ("{target_prop}_variations", "caption_error")

@@ -45,7 +45,7 @@ class Plan:
 class RemoteNode(ImageNode):
     """Base of the remote nodes. Subclasses call `_setup_remote` and implement `plan` and `outcome`.
 
-    Args (shared by every remote node):
+    Args:
         model: the model name the server knows.
         base_url: a server's URL (".../v1"), or a list of them to spread requests over; None: the provider's
             (for OpenAI-protocol nodes `$OPENAI_BASE_URL` first, as the SDK does).
@@ -56,10 +56,10 @@ class RemoteNode(ImageNode):
         timeout: seconds per request attempt.
         max_retries: further attempts after a 429, 5xx, timeout, connection error or malformed answer.
         backoff: seconds before the first retry (doubled per retry, with jitter; `Retry-After` wins).
-        max_requests: requests this run may send (attempts count); the rest wait for the next run.
+        max_requests: requests this run may send (attempts count); the images left over wait for the next run.
         price_per_1k_tokens: USD per 1,000 tokens, or a (prompt, completion) pair, for the cost estimate.
-        cache_scope: "model" (default: any server with the same model shares results) or "server" (the
-            URLs are part of the cache key).
+        cache_scope: "model" (any server with the same model shares results) or "server" (the URLs are part
+            of the cache key).
         on_error: "keep" an image whose request failed (with `caption_error`), or "reject" it.
     """
 
