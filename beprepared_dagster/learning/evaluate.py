@@ -50,8 +50,8 @@ def confusion_markdown(confusion: dict[str, dict[str, int]]) -> str:
 
 def tag_thresholds(model: Classifier, x: Any, y: Any, target_precision: float) -> dict[str, dict[str, Any]]:
     """Per tag, the lowest threshold whose precision on the held-out rows reaches `target_precision` (so
-    recall is highest), with that precision and recall; threshold None when no threshold reaches it (the
-    tag is then never predicted)."""
+    recall is highest; placed midway between that held-out score and the next lower one), with that
+    precision and recall; threshold None when no threshold reaches it (the tag is then never predicted)."""
     import numpy as np
 
     probabilities = model.predict_proba(x) if len(y) else np.zeros((0, len(model.classes)))
@@ -65,16 +65,15 @@ def tag_thresholds(model: Classifier, x: Any, y: Any, target_precision: float) -
             "recall": None,
             "support": int(truth.sum()),
         }
-        for threshold in sorted(set(scores.tolist())):
+        candidates = sorted(set(scores.tolist()))
+        for i, threshold in enumerate(candidates):
             called = scores >= threshold
-            if not called.any():
-                continue
             precision = float((truth & called).sum() / called.sum())
             if precision >= target_precision and truth.any():
                 recall = float((truth & called).sum() / truth.sum())
-                chosen.update(
-                    threshold=float(threshold), precision=round(precision, 4), recall=round(recall, 4)
-                )
+                # Midway into the gap below (same held-out calls): the lowest score itself is a brittle edge.
+                middle = (threshold + candidates[i - 1]) / 2 if i else threshold / 2
+                chosen.update(threshold=float(middle), precision=round(precision, 4), recall=round(recall, 4))
                 break
         result[tag] = chosen
     return result

@@ -37,6 +37,7 @@ from beprepared_dagster.nodes.save import Save, SaveImageFolder, SaveKohya
 from beprepared_dagster.nodes.scaling import Downscale, DownscaleMethod, Upscale, UpscaleMethod
 from beprepared_dagster.nodes.setlevel import Shuffle, Sorted, Take
 from beprepared_dagster.nodes.smart import SmartHumanFilter
+from beprepared_dagster.nodes.smart_tag import SmartHumanTag
 from beprepared_dagster.nodes.tags import AddTags, RemoveTags, RewriteTags
 from beprepared_dagster.nodes.utils import Apply, Fail, Info, Map, Passthrough, Sleep
 from beprepared_dagster.nodes.vlm_caption import JoyCaptionBetaOne, VLMCaption
@@ -106,6 +107,7 @@ __all__ = [
     "Shuffle",
     "Sleep",
     "SmartHumanFilter",
+    "SmartHumanTag",
     "Sorted",
     "Take",
     "TransformNode",

@@ -63,7 +63,9 @@ class SmartNode(HumanNode):
             for image, target in zip(images, targets, strict=True)
         )
         payload = {"node": type(self).__name__, "version": self.version, "train": self.settings().to_json()}
-        payload.update({k: self.params[k] for k in ("model_version", "domain") if k in self.params})
+        # What training and its stored held-out figures depend on (not thresholds applied afterwards).
+        keyed = ("model_version", "domain", "min_confidence", "tags", "version", "target_precision")
+        payload.update({k: self.params[k] for k in keyed if k in self.params})
         return hashlib.sha256(json.dumps([payload, pairs], sort_keys=True).encode()).hexdigest()
 
     def decide(
