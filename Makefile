@@ -5,7 +5,7 @@ TORCH ?= 2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test test-fast lint docs dist bench bench-bookkeeping bench-captioning bench-api bench-tagging clean
+.PHONY: help demo test test-fast lint docs dist bench bench-bookkeeping bench-captioning bench-api bench-pixels bench-tagging clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -15,7 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned to a build we know: with none installed, a bare "torch>=2.6" may pull a multi-GB wheel.
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet torch==$(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,pixels]'
+	# spandrel without its torchvision requirement (model Upscale; see the pixels extra in pyproject.toml).
+	$(BIN)/pip install --quiet --no-deps spandrel==0.4.2
 	touch $(STAMP)
 
 demo: $(STAMP)  ## start dagster dev on the bundled demo (http://127.0.0.1:3000)
@@ -48,6 +50,9 @@ bench-captioning: $(STAMP)  ## captioning runtime vs a plain generate loop (tiny
 
 bench-api: $(STAMP)  ## API captioning vs a plain asyncio loop, fake server with a 50 ms answer (~1 min)
 	$(BIN)/python bench/bench_api_captioning.py
+
+bench-pixels: $(STAMP)  ## pixel model nodes: Anonymize and model Upscale (CPU; --gpu on a GPU machine)
+	$(BIN)/python bench/bench_pixels.py
 
 bench-tagging: $(STAMP)  ## WDTagger / NudeNet tags/s vs a plain loop of the same calls, CPU (bench/RESULTS-tagging.md)
 	$(BIN)/python bench/bench_tagging.py

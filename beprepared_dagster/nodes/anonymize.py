@@ -52,6 +52,11 @@ class Anonymize(PixelModelNode):
 
     backend: ClassVar[str] = "beprepared_dagster.models.backends.faces:FaceBackend"
     family: ClassVar[str] = "face detector"
+    writes: ClassVar[tuple[str, ...]] = (
+        "face_boxes", "objectid", "format", "ext", "width", "height", "orientation", "mode",
+    )  # fmt: skip
+    extra: ClassVar[str] = "pixels"
+    gpu: ClassVar[str] = "no (OpenCV on the CPU)"
     default_batch_size: ClassVar[int] = 8
     version: ClassVar[int] = 1
     fingerprint_exclude: ClassVar[tuple[str, ...]] = ("batch_size",)

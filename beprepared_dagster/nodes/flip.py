@@ -35,6 +35,9 @@ class Flip(TransformNode):
 
     version: ClassVar[int] = 1
     reads: ClassVar[tuple[str, ...] | None] = None  # skip_if may read any property
+    writes: ClassVar[tuple[str, ...]] = (
+        "flipped", AUGMENTATIONS, "objectid", "format", "ext", "width", "height", "orientation", "mode",
+    )  # fmt: skip
     description: ClassVar[str] = "Images flipped ({direction}, mode={mode})."
 
     def __init__(

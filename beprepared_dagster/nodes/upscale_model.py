@@ -51,6 +51,9 @@ class ModelUpscale(PixelModelNode):
 
     backend: ClassVar[str] = "beprepared_dagster.models.backends.upscale:UpscaleBackend"
     family: ClassVar[str] = "super-resolution"
+    writes: ClassVar[tuple[str, ...]] = (
+        "upscale_info", "objectid", "format", "ext", "width", "height", "orientation", "mode",
+    )  # fmt: skip
     default_batch_size: ClassVar[int] = 1
     version: ClassVar[int] = 1
     description: ClassVar[str] = (

@@ -121,11 +121,16 @@ class EdgeWatermarkRemoval(PixelModelNode):
         model: a Florence-2 checkpoint in the native format (default `florence-community/Florence-2-large-ft`,
             the native conversion of the original's `microsoft/Florence-2-large-ft`), or a folder.
         revision, batch_size, devices, dtype, quantize: model options, as for the captioners.
+        max_new_tokens: the longest grounding answer, in tokens (the original's 1024).
         quality: JPEG/WEBP quality of cropped images (they keep their format; GIF, BMP, TIFF become PNG).
     """
 
     backend: ClassVar[str] = "beprepared_dagster.models.backends.grounding:Florence2GroundingBackend"
     family: ClassVar[str] = "Florence-2"
+    writes: ClassVar[tuple[str, ...]] = (
+        "watermark_info", "watermark_preview", "objectid", "format", "ext", "width", "height", "orientation",
+        "mode",
+    )  # fmt: skip
     default_model: ClassVar[str] = "florence-community/Florence-2-large-ft"
     required_files: ClassVar[tuple[str, ...]] = ("config.json", "*.safetensors*", "tokenizer*")
     default_batch_size: ClassVar[int] = 16

@@ -51,6 +51,7 @@ def test_spandrel_loads_without_torchvision(weights):
     assert "torchvision" not in sys.modules or sys.modules["torchvision"].__spec__ is not None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["SWINIR", "ESRGAN"])
 def test_tiled_output_matches_the_untiled_one_and_naive_tiles_would_show_seams(weights, method):
     import torch

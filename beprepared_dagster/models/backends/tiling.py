@@ -1,8 +1,8 @@
 """Run an image-to-image model over overlapping tiles, so a large image never has to fit on the device at
 once, with seams blended away.
 
-Tiles are `tile` input pixels square (the last one on each axis may be a little larger) and overlap their
-neighbours by at least `overlap` pixels. Each tile's output is weighted by a linear ramp across the overlap
+Tiles are `tile` input pixels square (the last one on each axis may be a little larger), spread evenly, and
+overlap their neighbours by at least `overlap` pixels. Each tile's output is weighted by a linear ramp across the overlap
 on every side that has a neighbour (never on the image border), and the weighted outputs are averaged: pixels
 near a tile's inner edge, which saw zero padding instead of their real neighbours, count least. Tile starts
 are multiples of `align`, so window-attention models (SwinIR's 8-pixel windows) partition a tile the way they
@@ -11,6 +11,7 @@ partition the whole image. Outputs are accumulated on the CPU: only one tile liv
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -22,8 +23,10 @@ def tile_spans(length: int, tile: int, overlap: int, align: int = ALIGN) -> list
     `overlap` (whenever the axis is longer than `tile`)."""
     if length <= tile:
         return [(0, length)]
-    step = max(align, tile - overlap)
-    starts = sorted({s - s % align for s in [*range(0, length - tile, step), length - tile]})
+    # As few tiles as keep every overlap ≥ `overlap` after aligning starts down, spread evenly.
+    count = math.ceil((length - tile) / max(1, tile - overlap - align)) + 1
+    spaced = (round(i * (length - tile) / (count - 1)) for i in range(count))
+    starts = sorted({s - s % align for s in spaced})
     return [(s, length if i == len(starts) - 1 else s + tile) for i, s in enumerate(starts)]
 
 
