@@ -189,3 +189,13 @@ def test_a_lone_server_is_never_rested():
     for _ in range(5):
         pool.done(pool.pick(), ok=False, error="down")
     assert pool.servers[0].times_rested == 0
+
+
+def test_an_image_out_of_retries_fails_alone_and_the_others_go_on(server):
+    server.handler = lambda n, b: Answer(status=500, text="model crashed") if "doomed" in str(b) else None
+    got, result = run(settings(server.url, max_retries=2, backoff=0.02), ["a", "doomed", "b", "c"])
+    assert [isinstance(got[i][0], Reply) for i in range(4)] == [True, False, True, True]
+    assert (
+        got[1][0].kind == "failed" and got[1][0].reason == "no answer after 3 attempt(s): 500: model crashed"
+    )
+    assert result.stats.failures == 1 and result.stats.retries == 2
