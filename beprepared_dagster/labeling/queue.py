@@ -118,6 +118,7 @@ class StageQueue:
         self.upstream = stage.inputs[0].name
         self.refresh_interval = refresh_interval
         self.busy = False
+        self.note: str | None = None  # a smart stage's model: accuracy, decided images, what it waits for
         self._snapshot = Snapshot(index={})
         self._signature: Any = None
         self._checked = 0.0
@@ -165,6 +166,8 @@ class StageQueue:
             ordered = order.ordered_ids(conn, name)
             # A smart stage's tab leaves out the images its model decided: a person sees the rest.
             decided = _model_decided(conn, name, self.stage.name) if smart else set()
+            if smart:
+                self.note = _smart_note(conn, name, self.stage.name)
         items = _items({k: v for k, v in rows.items() if k not in decided}, ordered, self._text_prop())
         self._snapshot = Snapshot(
             tuple(items), {it.image_id: i for i, it in enumerate(items)}, self._snapshot.version + 1
@@ -205,6 +208,14 @@ class StageQueue:
                 kept += 1
         total = len(snapshot.items)
         return {"total": total, "kept": kept, "rejected": rejected, "remaining": total - kept - rejected}
+
+
+def _smart_note(conn: Any, workflow: str, stage: str) -> str | None:
+    from beprepared_dagster.nodes.smart import summary_line
+    from beprepared_dagster.store.learned import stage_summary
+
+    summary = stage_summary(conn, workflow, stage)
+    return f"Model: {summary_line(summary)}" if summary else None
 
 
 def _model_decided(conn: Any, workflow: str, stage: str) -> set[str]:

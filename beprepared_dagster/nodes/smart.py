@@ -228,3 +228,15 @@ class SmartHumanFilter(SmartNode):
         if p["when_uncertain"] == "accept":
             return Outcome.keep(passed_smart_filter=None, smart_filter_confidence=round(confidence, 4))
         return Outcome.reject(f"{note}: rejected (when_uncertain='reject')")
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    """One line for the run log and the labeling tab."""
+    parts = [f"{summary.get('decided_by_model', 0)} image(s) decided by the model"]
+    if summary.get("accuracy") is not None:
+        parts.append(f"held-out accuracy {summary['accuracy']} on {summary.get('held_out')} image(s)")
+    if summary.get("labels"):
+        parts.append("labels " + ", ".join(f"{k} {v}" for k, v in summary["labels"].items()))
+    if summary.get("waiting_because"):
+        parts.append(summary["waiting_because"].removeprefix("waiting for a label: "))
+    return "; ".join(parts)

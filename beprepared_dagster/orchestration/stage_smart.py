@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from beprepared_dagster.errors import StageFailed
 from beprepared_dagster.nodes.base import Image, Outcome
+from beprepared_dagster.nodes.smart import summary_line
 from beprepared_dagster.store import human, learned, order, stages
 from beprepared_dagster.store.stages import KEPT, PENDING, Row
 
@@ -71,18 +72,6 @@ def _row(executor: StageExecutor, stage: Stage, row: Row, decided: Outcome | str
     if isinstance(decided, str):
         return Row(row.image_id, row.seq, PENDING, decided, stage.name, row.props)
     return executor._apply(stage, row, decided)
-
-
-def summary_line(summary: dict[str, Any]) -> str:
-    """One line for the run log and the labeling tab."""
-    parts = [f"{summary.get('decided_by_model', 0)} image(s) decided by the model"]
-    if summary.get("accuracy") is not None:
-        parts.append(f"held-out accuracy {summary['accuracy']} on {summary.get('held_out')} image(s)")
-    if summary.get("labels"):
-        parts.append("labels " + ", ".join(f"{k} {v}" for k, v in summary["labels"].items()))
-    if summary.get("waiting_because"):
-        parts.append(summary["waiting_because"].removeprefix("waiting for a label: "))
-    return "; ".join(parts)
 
 
 def summary_metadata(summary: dict[str, Any]) -> dict[str, Any]:

@@ -192,7 +192,9 @@ def test_uncertain_images_go_back_to_the_human_filter_tab(tmp_path, workspace_di
     assert summary_.waiting == {"smart_human_filter": 3}  # the grey ones: the model is unsure
     service = LabelingService([workflow])
     tab = next(iter(service.queues))
-    shown = {item["id"] for item in service.start({"tab": tab})["items"]}
+    started = service.start({"tab": tab})
+    shown = {item["id"] for item in started["items"]}
+    assert started["note"].startswith("Model: 8 image(s) decided by the model; held-out accuracy 1.0")
     greys = {image_id(p) for p in made["grey"]}
     assert greys <= shown and shown == greys | {image_id(p) for p in made["red"][:2] + made["blue"][:2]}
     label(workspace_dir, made["grey"][:1], keep=True)
