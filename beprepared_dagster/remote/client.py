@@ -91,14 +91,21 @@ class ChatClient:
         limit = self.settings.max_requests
         return limit is None or self.stats.requests < limit
 
+    def not_sent(self) -> Failure:
+        """The result of a request left over once `max_requests` is reached."""
+        self.stats.not_sent += 1
+        return Failure(f"max_requests={self.settings.max_requests} reached: not sent", "budget")
+
     async def complete(self, body: dict[str, Any]) -> Reply | Failure:
         """The answer to one request body, or why there is none. Raises Fatal when the stage must stop."""
         last, last_url = "", ""
         for attempt in range(self.settings.max_retries + 1):
             if not self.budget_left():
-                self.stats.not_sent += attempt == 0
-                note = f"; last error: {last}" if last else ""
-                return Failure(f"max_requests={self.settings.max_requests} reached: not sent{note}", "budget")
+                if not attempt:
+                    return self.not_sent()
+                return Failure(
+                    f"max_requests={self.settings.max_requests} reached before a retry: {last}", "budget"
+                )
             if attempt:
                 self.stats.retries += 1
             server = self.pool.pick()

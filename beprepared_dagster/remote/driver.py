@@ -156,7 +156,7 @@ async def _one(client: ChatClient, body: Body, warned: list[bool], log: Any) -> 
                 f"max_requests={client.settings.max_requests} reached: the remaining images are not sent "
                 "this run (they are retried on the next one)"
             )
-        return await client.complete({})  # records the image as not sent
+        return client.not_sent()
     if callable(body):
         try:
             body = await asyncio.to_thread(body)
