@@ -65,3 +65,43 @@ def tiny_upscalers(folder: Path) -> dict[str, Path]:
     torch.save(swinir.state_dict(), paths["SWINIR"])
     torch.save(esrgan.state_dict(), paths["ESRGAN"])
     return paths
+
+
+def standin_centerface(path: Path) -> Path:
+    """An ONNX file with CenterFace's input and output names and strides (heatmap, scale, offset, landmarks at
+    1/4 size) whose "faces" are saturated red areas: 16-pixel boxes around every red 4×4 cell. Lets the
+    CenterFace path (OpenCV DNN, decoding, NMS, box scaling) run without the real weights."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def const(name: str, values: Any) -> Any:
+        return numpy_helper.from_array(np.asarray(values, np.float32), name)
+
+    inits = [
+        const("w_heat", np.array([0.1, -0.1, -0.1]).reshape(1, 3, 1, 1)), const("b_heat", [-10.0]),
+        const("w_scale", np.zeros((2, 3, 1, 1))), const("b_scale", [np.log(4.0)] * 2),
+        const("w_two", np.zeros((2, 3, 1, 1))), const("b_two", [0.0] * 2),
+        const("w_ten", np.zeros((10, 3, 1, 1))), const("b_ten", [0.0] * 10),
+    ]  # fmt: skip
+    nodes = [
+        helper.make_node("AveragePool", ["input.1"], ["pooled"], kernel_shape=[4, 4], strides=[4, 4]),
+        helper.make_node("Conv", ["pooled", "w_heat", "b_heat"], ["logit"]),
+        helper.make_node("Sigmoid", ["logit"], ["537"]),
+        helper.make_node("Conv", ["pooled", "w_scale", "b_scale"], ["538"]),
+        helper.make_node("Conv", ["pooled", "w_two", "b_two"], ["539"]),
+        helper.make_node("Conv", ["pooled", "w_ten", "b_ten"], ["540"]),
+    ]
+    outputs = [("537", 1), ("538", 2), ("539", 2), ("540", 10)]
+    graph = helper.make_graph(
+        nodes,
+        "centerface-standin",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["n", c, "h", "w"]) for n, c in outputs],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    model.ir_version = 7
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path

@@ -3,8 +3,8 @@
 no face (or method "none") keeps the very bytes, the format is kept, a corrupt image fails alone, parameters
 and a missing CenterFace file fail clearly; CenterFace's decoding on hand-made network outputs.
 
-Not covered here: the real CenterFace ONNX (not redistributable here; the user provides the file), a
-Dagster run (the model stage is exercised by pixels/test_upscale_model.py's headless run).
+Not covered here: the real CenterFace ONNX (the user provides the file; a stand-in ONNX with its input and
+output names runs the OpenCV path and the decoding), a Dagster run (the model stage is exercised by pixels/test_upscale_model.py's headless run).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from beprepared_dagster.models.backends.faces import centerface_decode
 from beprepared_dagster.models.loading import ModelNotFound
 from beprepared_dagster.store.objects import ObjectStore
 from beprepared_dagster_tests.conftest import DATA, make_image
-from beprepared_dagster_tests.pixels.runs import run_pixel_node, stored_image
+from beprepared_dagster_tests.pixels.runs import run_pixel_node, standin_centerface, stored_image
 
 PORTRAIT = DATA.parent / "portrait" / "astronaut-256.jpg"
 FACE = (91, 32, 133, 87)  # where MTCNN finds the face (x1, y1, x2, y2), give or take a pixel or two
@@ -113,6 +113,21 @@ def test_method_and_detector_are_part_of_the_cache_key():
     assert Anonymize().fingerprint != Anonymize(method="solid").fingerprint
     assert Anonymize().fingerprint != Anonymize(threshold=0.5).fingerprint
     assert Anonymize().fingerprint == Anonymize(batch_size=2).fingerprint
+
+
+def test_the_centerface_path_runs_through_opencv_on_a_stand_in_model(objects, tmp_path):
+    model = standin_centerface(tmp_path / "models" / "centerface.onnx")
+    picture = PILImage.new("RGB", (120, 90), (128, 128, 128))
+    picture.paste((255, 0, 0), (60, 40, 84, 64))  # the stand-in's "face"
+    picture.save(tmp_path / "red.png")
+    plain = stored_image(objects, make_image(tmp_path / "plain.png", 120, 90, seed=0, fmt="PNG"))
+    red = stored_image(objects, tmp_path / "red.png")
+    node = Anonymize(method="solid", detector="centerface", model=str(model))
+    found, nothing = run_pixel_node(node, [red, plain], objects)
+    boxes = found.set["face_boxes"]
+    assert boxes and all(b[0] >= 50 and b[2] <= 94 and b[1] >= 30 and b[3] <= 74 for b in boxes)
+    assert decoded(objects, found.set["objectid"]).getpixel((72, 52)) == (0, 0, 0)
+    assert nothing.set == {"face_boxes": []}
 
 
 def test_centerface_decoding_finds_peaks_and_suppresses_overlaps():
