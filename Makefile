@@ -5,7 +5,7 @@ TORCH ?= 2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test test-fast lint docs dist bench bench-bookkeeping bench-captioning bench-api bench-pixels bench-tagging clean
+.PHONY: help demo test test-fast lint docs dist bench bench-bookkeeping bench-captioning bench-api bench-pixels bench-tagging bench-embeddings clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -56,6 +56,9 @@ bench-pixels: $(STAMP)  ## pixel model nodes: Anonymize and model Upscale (CPU; 
 
 bench-tagging: $(STAMP)  ## WDTagger / NudeNet tags/s vs a plain loop of the same calls, CPU (bench/RESULTS-tagging.md)
 	$(BIN)/python bench/bench_tagging.py
+
+bench-embeddings: $(STAMP)  ## ClipEmbed embeddings/s vs a plain loop of the same calls, CPU (--gpu: ViT-L/14 vs DataParallel)
+	$(BIN)/python bench/bench_embeddings.py
 
 clean:  ## remove the virtualenv and the demo workspace
 	rm -rf $(VENV) workspace site dist

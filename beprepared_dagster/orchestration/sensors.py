@@ -6,13 +6,15 @@ after a crash requests nothing twice."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
 
 import dagster as dg
 
 from beprepared_dagster.nodes.base import HumanNode, SinkNode
 from beprepared_dagster.orchestration.assets import asset_key
-from beprepared_dagster.orchestration.discovery import discover
+from beprepared_dagster.orchestration.discovery import discover, load_nodes
 from beprepared_dagster.orchestration.partitions import partitions_def, partitions_name, range_tags
 from beprepared_dagster.orchestration.planning import (
     PlannedRun,
@@ -23,6 +25,7 @@ from beprepared_dagster.orchestration.planning import (
     state_token,
 )
 from beprepared_dagster.orchestration.stats import STATS_ASSET, stats_stages
+from beprepared_dagster.orchestration.watch import watcher
 from beprepared_dagster.store import order
 from beprepared_dagster.store.workspace import WorkspaceStore
 from beprepared_dagster.workflow import Stage, Workflow
@@ -113,14 +116,27 @@ def build_discovery_sensor(workflow: Workflow) -> dg.SensorDefinition:
     store = WorkspaceStore(workflow.workspace_dir)
     automated = automated_keys(workflow)
 
+    folders = [node.dir for node in load_nodes(workflow)]
+
     @dg.sensor(
         name=f"{workflow.name}_discover_images",
-        minimum_interval_seconds=int(os.environ.get(INTERVAL_ENV, "30")),
+        minimum_interval_seconds=int(os.environ.get(INTERVAL_ENV, "2")),
         default_status=dg.DefaultSensorStatus.RUNNING,
         target=[asset_key(workflow, s) for s in partitioned_stages(workflow)],
-        description=f"Scans the Load folders of {workflow.name!r}; new images become partitions and one run.",
+        description=(
+            f"Scans the Load folders of {workflow.name!r} when files change in them (and every few minutes); "
+            "new images become partitions and one run."
+        ),
     )
     def _discover(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        # The first tick in this process always scans (changes while it was down were not watched).
+        last = _last_scan(context.cursor) if workflow.name in _SCANNED_HERE else None
+        why = watcher().due(folders, last)
+        if why is None:
+            return dg.SkipReason("no file changed in the Load folders since the last scan")
+        watcher().scanned(folders)
+        _SCANNED_HERE.add(workflow.name)
+        context.update_cursor(json.dumps({"last_scan": time.time()}))
         existing = list(context.instance.get_dynamic_partitions(partitions_name(workflow)))
         found = discover(store, workflow, set(existing), context.log)
         if not found.new_keys:
@@ -145,6 +161,16 @@ def build_discovery_sensor(workflow: Workflow) -> dg.SensorDefinition:
         )
 
     return _discover
+
+
+_SCANNED_HERE: set[str] = set()  # workflows whose folders this process has scanned
+
+
+def _last_scan(cursor: str | None) -> float | None:
+    try:
+        return float(json.loads(cursor or "{}")["last_scan"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _catch_up(
