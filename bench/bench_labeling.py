@@ -1,6 +1,7 @@
 """Benchmark: how fast the labeling app answers a key press, on real photos of 2-5 megapixels.
 
     .venv/bin/python bench/bench_labeling.py [--images 210] [--presses 200] [--cadence-ms 250] [--workdir DIR]
+    .venv/bin/python bench/bench_labeling.py --pace [--images 110] [--presses 100]   # dwell runs, HumanRank
 
 Photos: the bundled demo wallpapers (or --photos), upscaled to 2-5 MP with a small
 per-copy variation, so each of the --images files is a distinct image. Workflow: `Load >> HumanFilter >> Save`,
@@ -20,6 +21,12 @@ Runs (each on its own domain, in a new browser context, so the browser's cache s
          painted latency here measures the backlog, not a human's experience.
 * burst  --presses key events dispatched in one task: how fast the outbox gets a burst acknowledged
          (batched appends); no paint figures.
+
+With `--pace`, a person's pace instead (bench/labeling_runs.py): each key is pressed as soon as the
+previous image (HumanFilter) or pair (HumanRank) is painted, plus a dwell of 0 or 300 ms; `new` is the first
+run on photos that reached the stage the moment the app started (display copies still being made in the
+background), the others start once the background copies are made. After the dwell-0 runs, the label sensor
+is ticked and its runs executed in process until every label is a Dagster materialization.
 
 This prints figures; it is not a test. The report is appended to bench/RESULTS-labeling.md.
 """
@@ -55,9 +62,20 @@ for name in ("cold", "warm", "fast", "flat", "burst"):
     with Workspace(r"{ws}", name=name) as workspace:
         Load(r"{photos}") >> HumanFilter(domain=name) >> Save
 """
+PACE_WORKFLOWS = """
+from beprepared_dagster import *
+with Workspace(r"{ws}", name="new") as workspace:
+    Load(r"{fresh}") >> HumanFilter(domain="new") >> Save
+for name in ("filter0", "filter300"):
+    with Workspace(r"{ws}", name=name) as workspace:
+        Load(r"{photos}") >> HumanFilter(domain=name) >> Save
+for name in ("rank0", "rank300"):
+    with Workspace(r"{ws}", name=name) as workspace:
+        Load(r"{photos}") >> HumanRank(domain=name, comparisons_per_image=2) >> Save
+"""
 
 
-def make_photos(source: Path, target: Path, count: int) -> list[Path]:
+def make_photos(source: Path, target: Path, count: int, seed: int = SEED) -> list[Path]:
     """`count` distinct JPEGs of 2-5 MP from the sample photos (cached in `target`)."""
     from PIL import Image, ImageEnhance, ImageOps
 
@@ -65,7 +83,7 @@ def make_photos(source: Path, target: Path, count: int) -> list[Path]:
     samples = sorted(
         p for p in source.iterdir() if p.suffix.lower() in (".jpg", ".png") and p.stat().st_size > 30000
     )
-    rng = random.Random(SEED)
+    rng = random.Random(seed)
     made = []
     for i in range(count):
         path = target / f"photo_{i:04d}.jpg"
@@ -84,7 +102,7 @@ def make_photos(source: Path, target: Path, count: int) -> list[Path]:
     return made
 
 
-def build_workspace(workdir: Path, photos: Path) -> Path:
+def build_workspace(workdir: Path, photos: Path, template: str = WORKFLOWS, **folders: Path) -> Path:
     """The workflow file; images discovered, Load run and insertion order recorded for each workflow."""
     from beprepared_dagster.labeling.__main__ import load_workflow_file
     from beprepared_dagster.orchestration.discovery import discover
@@ -95,7 +113,7 @@ def build_workspace(workdir: Path, photos: Path) -> Path:
     ws = workdir / "workspace"
     shutil.rmtree(ws, ignore_errors=True)
     file = workdir / "bench_labeling_workflows.py"
-    file.write_text(WORKFLOWS.format(ws=ws, photos=photos))
+    file.write_text(template.format(ws=ws, photos=photos, **folders))
     log = logging.getLogger("bench")
     for workflow in load_workflow_file(file):
         store = WorkspaceStore(workflow.workspace_dir)
@@ -223,11 +241,16 @@ def main() -> int:
     parser.add_argument("--photos", type=Path, default=SAMPLES)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench_labeling")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS-labeling.md")
+    parser.add_argument("--pace", action="store_true", help="dwell 0/300 ms runs, HumanRank, materializations")
     args = parser.parse_args()
     if args.images <= args.presses:
         parser.error("--images must exceed --presses (the last press must still show an image)")
     from playwright.sync_api import sync_playwright
 
+    if args.pace:
+        from labeling_runs import main_pace
+
+        return main_pace(args, prepare(args), sys.modules[__name__])
     sizes = prepare(args)
     file = build_workspace(args.workdir, args.workdir / "photos")
     port = free_port()

@@ -173,12 +173,13 @@ def _add_routes(app: Any, service: LabelingService, holder: dict[str, Any]) -> N
         return login_on and current_user(gradio_app, request) is None
 
     @app.get("/display/{object_id}")
-    async def display(object_id: str, request: Request) -> Response:
+    async def display(object_id: str, request: Request, size: str | None = None) -> Response:
         """A display-size copy, by validated object id only; nothing without login when login is on."""
         if refused(request):
             return JSONResponse({"error": "Not authenticated"}, status_code=401)
         try:
-            found = await anyio.to_thread.run_sync(service.display, object_id, limiter=display_threads)
+            pair = "pair" if size == "pair" else None
+            found = await anyio.to_thread.run_sync(service.display, object_id, pair, limiter=display_threads)
         except ValueError:
             return JSONResponse({"error": "not an object id"}, status_code=400)
         except BadImage as exc:

@@ -1,4 +1,4 @@
-"""Display-size copies for the labeling app: long edge at most 1600 px, EXIF orientation applied, JPEG (or
+"""Display-size copies for the labeling app: long edge at most 1600 px (960 for HumanRank's pairs), EXIF orientation applied, JPEG (or
 WebP when the image has transparency), generated once per object and kept under `cache/display/`.
 
 Generation uses at most half the cores, so a flood of image requests cannot starve label saves.
@@ -27,6 +27,7 @@ from beprepared_dagster.store.objects import ObjectStore, is_object_id
 log = logging.getLogger(__name__)
 
 DISPLAY_EDGE = 1600
+PAIR_EDGE = 960  # HumanRank shows two images side by side: each needs about half the pixels
 QUALITY = 85
 _SERVE_AS_IS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 _MEDIA = {".jpg": "image/jpeg", ".webp": "image/webp"}
@@ -41,7 +42,7 @@ class DisplayFile:
 class DisplayCache:
     """Display copies of the objects of one object store, under `root` (the workspace's `cache/display`)."""
 
-    def __init__(self, objects: ObjectStore, root: Path, edge: int = DISPLAY_EDGE) -> None:
+    def __init__(self, objects: ObjectStore, root: Path, edge: int = DISPLAY_EDGE, slots: Any = None) -> None:
         self.objects, self.root, self.edge = objects, Path(root), edge
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -52,7 +53,7 @@ class DisplayCache:
         self._wake = threading.Condition()
         # Making copies is CPU-bound: at most half the cores, so saving labels and serving stay responsive.
         self.workers = max(1, (os.cpu_count() or 2) // 2)
-        self._slots = threading.BoundedSemaphore(self.workers)
+        self._slots = slots or threading.BoundedSemaphore(self.workers)  # shared by a workspace's caches
         self._warmers: list[threading.Thread] = []
 
     def get(self, object_id: str) -> DisplayFile | None:

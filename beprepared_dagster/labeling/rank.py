@@ -59,7 +59,11 @@ class RankState:
             ids, self._scores, self._counts, self._pairs, max(0, min(want, MAX_PAIRS)), avoid, seed
         )
         at = snap.index or {}
-        return [{"a": snap.items[at[a]].to_json(), "b": snap.items[at[b]].to_json()} for a, b in chosen]
+
+        def item(image_id: str) -> dict[str, Any]:
+            return {**snap.items[at[image_id]].to_json(), "size": "pair"}  # the smaller display copy
+
+        return [{"a": item(a), "b": item(b)} for a, b in chosen]
 
     def counts(self, snap: Snapshot) -> dict[str, Any]:
         """Images at their target, comparisons done and needed, how settled the ranking is."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from beprepared_dagster.errors import StoreError
 from beprepared_dagster.labeling import values
-from beprepared_dagster.labeling.display import DisplayCache, DisplayFile
+from beprepared_dagster.labeling.display import PAIR_EDGE, DisplayCache, DisplayFile
 from beprepared_dagster.labeling.queue import JournalView, Snapshot, StageQueue
 from beprepared_dagster.labeling.rank import RankState
 from beprepared_dagster.labeling.urls import tab_key
@@ -41,6 +41,9 @@ class _Workspace:
         self.db = Database(self.store.db.path, lock_timeout=lock_timeout)
         self.journal = JournalView(self.store.journal)
         self.display = DisplayCache(self.store.objects, self.store.cache_dir / "display")
+        self.pair_display = DisplayCache(
+            self.store.objects, self.store.cache_dir / "display-pair", PAIR_EDGE, slots=self.display._slots
+        )
 
 
 class LabelingService:
@@ -106,7 +109,8 @@ class LabelingService:
             ws.journal.refresh()
             snap = queue.snapshot()
             if key in self.ranks:  # any image may come next in a pair
-                objects = [it.objectid for it in snap.items[:PREFETCH_AHEAD]]
+                queued += ws.pair_display.warm([it.objectid for it in snap.items[:PREFETCH_AHEAD]])
+                continue
             else:
                 latest = queue.journal.latest(queue.domain, queue.kind)
                 objects = []
@@ -231,10 +235,11 @@ class LabelingService:
                 results[i] = {"rid": results[i]["rid"], "status": "ok", "j": journal_id}
         return {"ok": True, "results": results}
 
-    def display(self, object_id: str) -> DisplayFile | None:
-        """The display copy of an object of any served workspace (ValueError for a bad id)."""
+    def display(self, object_id: str, size: str | None = None) -> DisplayFile | None:
+        """The display copy of an object of any served workspace (ValueError for a bad id); `size="pair"`:
+        the smaller copy HumanRank shows two of side by side."""
         for ws in self.workspaces.values():
-            found = ws.display.get(object_id)
+            found = (ws.pair_display if size == "pair" else ws.display).get(object_id)
             if found is not None:
                 return found
         return None
@@ -288,7 +293,9 @@ class LabelingService:
         want = payload.get("want") if isinstance(payload.get("want"), int) else 8
         seed = queue.journal.position * 7919 + len(avoid)
         pairs = self.ranks[queue.key].pairs(snap, want, avoid, seed)
-        self._ws_of(queue).display.warm([p[side]["obj"] for p in pairs for side in ("a", "b")], urgent=True)
+        self._ws_of(queue).pair_display.warm(
+            [p[side]["obj"] for p in pairs for side in ("a", "b")], urgent=True
+        )
         return pairs
 
 

@@ -8,6 +8,8 @@ shares them and inserting a conversion before a human stage orphans nothing. Jou
 | `filter`  | `{"keep": true}` / `{"keep": false}`                    |
 | `tag`     | `{"tags": ["a", "b"], "rejected": false, "version": 1}` |
 | `caption` | `{"caption": "text", "version": 1}`                     |
+
+HumanRank (kind `rank`, one entry per comparison) lives in `nodes/rank.py`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import pytest
 from beprepared_dagster.labeling.__main__ import load_workflow_file
 from beprepared_dagster.orchestration.instance import open_instance
 from beprepared_dagster.store.stages import read_rows
-from beprepared_dagster_tests.labeling.conftest import Lab, open_tab, wait_saved
+from beprepared_dagster_tests.labeling.conftest import Lab, wait_saved
 from beprepared_dagster_tests.labeling.test_browser import swipe
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]

@@ -7,7 +7,6 @@ Not covered: the app process killed (test_kill.py, test_code_server_kill.py)."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
@@ -36,7 +35,9 @@ def test_a_reload_with_pending_labels_sends_each_exactly_once(lab: Lab, serve, p
     keep = [True, False, True, True, False, True]
     for k in keep[:3]:
         page.keyboard.press("w" if k else "s")
-    wait_until(lambda: lab.store.journal.max_id() == 3, pause=page.wait_for_timeout)  # the page's events must run
+    wait_until(
+        lambda: lab.store.journal.max_id() == 3, pause=page.wait_for_timeout
+    )  # the page's events must run
     mode["now"] = "offline"
     for k in keep[3:]:
         page.keyboard.press("w" if k else "s")

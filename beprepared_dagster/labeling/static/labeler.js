@@ -14,7 +14,7 @@
 
   // ---- constants ------------------------------------------------------------------------------------
   const PRELOAD_AHEAD = 8;      // next images downloaded and decoded before they are needed
-  const PAIRS_AHEAD = 4;        // HumanRank: next pairs decoded ahead (2 images each)
+  const PAIRS_AHEAD = 6;        // HumanRank: next pairs decoded ahead (2 images each)
   const PAIRS_LOW_WATER = 8;    // HumanRank: ask for more pairs when fewer than this are queued
   const KEEP_BEHIND = 3;        // previous images kept decoded for ← / undo
   const POOL_MAX = 40;           // decoded images kept (display copies: ≤ 1600 px)
@@ -63,7 +63,9 @@
     return Array.from(b, x => x.toString(16).padStart(2, '0')).join('');
   }
   const sameJSON = (a, b) => JSON.stringify(a) === JSON.stringify(b);
-  const displayUrl = obj => new URL('display/' + obj, document.baseURI).toString();
+  // A pair shows each image at half the width: HumanRank asks for the smaller copy (`size: 'pair'`).
+  const displayUrl = (obj, size) => new URL('display/' + obj + (size ? '?size=' + size : ''), document.baseURI).toString();
+  const poolKey = item => item.obj + (item.size ? '@' + item.size : '');
 
   // ---- server calls and the outbox --------------------------------------------------------------------
   function call(name, payload) {
@@ -350,16 +352,17 @@
   const pool = new Map();  // objectid → entry {img, ready, state: queued|loading|done, ...}
   const loads = { queue: [], active: 0 };
   function pooled(item) {
-    let entry = pool.get(item.obj);
+    const key = poolKey(item);
+    let entry = pool.get(key);
     if (!entry) {
       const img = new Image();
       img.decoding = 'async';
       img.className = 'bp-img';
       img.alt = item.name || 'image';
       img.draggable = false;
-      entry = { img, obj: item.obj, state: 'queued', tries: 0 };
+      entry = { img, key, obj: item.obj, size: item.size, state: 'queued', tries: 0 };
       entry.ready = new Promise(resolve => { entry.resolve = resolve; });
-      pool.set(item.obj, entry);
+      pool.set(key, entry);
       loads.queue.push(entry);
       pump();
     }
@@ -374,7 +377,7 @@
     entry.abort = new AbortController();
     let retry = false;
     try {
-      const r = await fetch(displayUrl(entry.obj), { signal: entry.abort.signal, credentials: 'same-origin' });
+      const r = await fetch(displayUrl(entry.obj, entry.size), { signal: entry.abort.signal, credentials: 'same-origin' });
       if (!r.ok) { retry = r.status >= 500; throw new Error(String(r.status)); }
       entry.url = URL.createObjectURL(await r.blob());
       entry.img.src = entry.url;
@@ -399,7 +402,7 @@
     if (entry.url) URL.revokeObjectURL(entry.url);
     entry.img.removeAttribute('src');
     entry.resolve(false);
-    pool.delete(entry.obj);
+    pool.delete(entry.key);
   }
   function preload(tab) {
     let wanted;
@@ -410,17 +413,17 @@
       wanted = at.map(i => tab.items[i]).filter(Boolean);
     }
     const keep = new Set();
-    for (const item of wanted) { pooled(item); keep.add(item.obj); }
+    for (const item of wanted) { pooled(item); keep.add(poolKey(item)); }
     // Downloads of images left behind are cancelled; the ones wanted go in order of need.
     for (const entry of [...pool.values()]) {
-      if (!keep.has(entry.obj) && (entry.state === 'queued' || entry.state === 'loading')) drop(entry);
+      if (!keep.has(entry.key) && (entry.state === 'queued' || entry.state === 'loading')) drop(entry);
     }
     const rank = new Map();
-    wanted.forEach((item, n) => { if (!rank.has(item.obj)) rank.set(item.obj, n); });
-    loads.queue.sort((a, b) => (rank.get(a.obj) ?? 99) - (rank.get(b.obj) ?? 99));
+    wanted.forEach((item, n) => { if (!rank.has(poolKey(item))) rank.set(poolKey(item), n); });
+    loads.queue.sort((a, b) => (rank.get(a.key) ?? 99) - (rank.get(b.key) ?? 99));
     pump();
     if (pool.size > POOL_MAX) {
-      for (const entry of [...pool.values()]) if (!keep.has(entry.obj) && pool.size > POOL_MAX) drop(entry);
+      for (const entry of [...pool.values()]) if (!keep.has(entry.key) && pool.size > POOL_MAX) drop(entry);
     }
   }
   const paints = [];  // keydown → image decoded → 2 animation frames, ms (for the benchmark)
@@ -1085,8 +1088,8 @@
     outbox, paints, superseded, tabs,
     preloaded: () => {  // upcoming images already downloaded and decoded
       if (!active) return 0;
-      const ready = i => (pool.get(active.items[i].obj) || {}).state === 'done';
-      if (active.cfg.kind === 'rank') return RANK.wanted(active).slice(2).filter(it => (pool.get(it.obj) || {}).state === 'done').length;
+      const ready = i => (pool.get(poolKey(active.items[i])) || {}).state === 'done';
+      if (active.cfg.kind === 'rank') return RANK.wanted(active).slice(2).filter(it => (pool.get(poolKey(it)) || {}).state === 'done').length;
       return [...upcoming(active, PRELOAD_AHEAD)].filter(ready).length;
     },
     state: () => {
