@@ -166,6 +166,10 @@ def test_range_run_reports_every_partition_with_its_metadata(home, bulk_calls):
     # the text of a step's first materialization around the others' own).
     with sqlite3.connect(home / "history" / "runs" / "index.db") as db:
         texts = [t for (t,) in db.execute("SELECT event FROM event_logs WHERE partition IS NOT NULL")]
+        index_page = db.execute("PRAGMA page_size").fetchone()[0]
+    with sqlite3.connect(home / "history" / "runs" / f"{result.run_id}.db") as db:
+        run_page = db.execute("PRAGMA page_size").fetchone()[0]
+    assert (index_page, run_page) == (16384, 8192)  # new files pack several ~2 KB event rows per page
     assert len(texts) == 1800
     assert all(serialize_value(deserialize_value(t, EventLogEntry)) == t for t in texts)
 

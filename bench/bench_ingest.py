@@ -1,0 +1,257 @@
+"""Benchmark: cold ingest, unchanged re-run and +10 images, whole processes, against a plain Python loop.
+
+    .venv/bin/python bench/bench_ingest.py [--images 5000] [--repeats 3] [--workdir DIR] [--results FILE]
+
+Workflow (the one the original was measured with):
+`Load >> FilterBySize(min_edge=256) >> FilterByAspectRatio(min_aspect=0.3, max_aspect=3) >> SetCaption("ohwx")
+>> Save`, on N generated JPEGs of 256-2048 px (kept between runs in the work folder).
+
+Phases, each a fresh process (`python flow.py`, as a user runs it), repeated `--repeats` times on fresh
+workspaces (cold) and on the same workspace (unchanged, then +10 new images):
+
+* plain   the same work in a plain loop: walk, read, SHA-256, header parse, both filters, copy each kept image
+          to the export folder with its caption file. No store, no Dagster.
+* cold    a fresh workspace.
+* warm    the same again, nothing changed.
+* incr    10 new images added to the folder, three times in a row.
+
+Inside the project's process, the stage executor is wrapped at run time (nothing on disk changes) to record
+when each stage starts and ends, which gives the time before the first stage (process start → Load starts:
+imports, instance, discovery, partitions, run creation with its planned events) and per-stage seconds. Peak
+memory is the process's max RSS; disk is the workspace by part; Dagster history is reported per 1,000 images
+per partitioned stage. Prints medians and appends the report to bench/RESULTS-ingest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+STAGES = 4  # partitioned stages: load, filter_by_size, filter_by_aspect_ratio, set_caption
+
+FLOW = textwrap.dedent(
+    """
+    import json, resource, sys, time
+    t0 = time.time()
+    from beprepared_dagster import (FilterByAspectRatio, FilterBySize, Load, Save, SetCaption, Workspace)
+    from beprepared_dagster.orchestration import executor
+
+    marks, original = [], executor.StageExecutor.run
+
+    def timed(self, stage, keys):
+        start = time.time()
+        try:
+            return original(self, stage, keys)
+        finally:
+            marks.append([stage.name, start - t0, time.time() - t0, len(keys)])
+
+    executor.StageExecutor.run = timed
+    src, ws, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    with Workspace(ws, name="ingest") as w:
+        (Load(src) >> FilterBySize(min_edge=256) >> FilterByAspectRatio(min_aspect=0.3, max_aspect=3)
+         >> SetCaption("ohwx") >> Save)
+        w.run()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    json.dump({"marks": marks, "import": 0, "peak_mib": peak, "end": time.time() - t0}, open(out, "w"))
+    """
+)
+
+PLAIN = textwrap.dedent(
+    """
+    import hashlib, json, os, resource, shutil, sys
+    from PIL import Image
+    src, dst = sys.argv[1], sys.argv[2]
+    os.makedirs(dst, exist_ok=True)
+    kept = 0
+    for root, _, names in os.walk(src):
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            with Image.open(path) as image:
+                w, h = image.size
+            if min(w, h) < 256 or not 0.3 <= w / h <= 3:
+                continue
+            stem = os.path.join(dst, f"{name}_{digest}")
+            shutil.copyfile(path, stem + ".jpg")
+            with open(stem + ".txt", "w") as f:
+                f.write("ohwx")
+            kept += 1
+    print(json.dumps({"kept": kept, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    """
+)
+
+
+def make_images(folder: Path, n: int, start: int = 0) -> None:
+    """JPEGs of 256-2048 px per side: smooth colour fields with noise, ~60-400 KB like photos."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(start + 7)
+    for i in range(start, start + n):
+        path = folder / f"img_{i:05d}.jpg"
+        if path.exists():
+            continue
+        w, h = rng.randint(256, 2048), rng.randint(256, 2048)
+        gen = np.random.default_rng(i)
+        base = Image.fromarray(gen.integers(0, 255, (12, 12, 3), dtype=np.uint8)).resize(
+            (w, h), Image.BICUBIC
+        )
+        noise = Image.fromarray(gen.integers(0, 40, (h, w, 3), dtype=np.uint8))
+        Image.blend(base, noise, 0.15).save(path, quality=85)
+
+
+def du(path: Path) -> int:
+    if not path.exists():
+        return 0
+    if path.is_file():
+        return path.stat().st_blocks * 512
+    return sum(p.lstat().st_blocks * 512 for p in path.rglob("*"))
+
+
+def run_project(src: Path, ws: Path, python: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        flow, out = Path(tmp) / "flow.py", Path(tmp) / "marks.json"
+        flow.write_text(FLOW)
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [python, str(flow), str(src), str(ws), str(out)], capture_output=True, text=True
+        )
+        wall = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise SystemExit(f"project run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+        data = json.loads(out.read_text())
+    marks = data["marks"]
+    stages: dict[str, float] = {}
+    for name, start, end, _ in marks:
+        stages[name] = stages.get(name, 0.0) + end - start
+    return {
+        "wall": wall,
+        "before_first_stage": marks[0][1] if marks else None,
+        "stages": stages,
+        "peak_mib": data["peak_mib"],
+    }
+
+
+def run_plain(src: Path, dst: Path, python: str) -> dict:
+    shutil.rmtree(dst, ignore_errors=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "plain.py"
+        script.write_text(PLAIN)
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [python, str(script), str(src), str(dst)], capture_output=True, text=True, check=True
+        )
+        wall = time.perf_counter() - started
+    return {"wall": wall, **json.loads(proc.stdout)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench_ingest")
+    parser.add_argument("--results", type=Path, default=HERE / "RESULTS-ingest.md")
+    args = parser.parse_args()
+    python = sys.executable
+    work = args.workdir
+    pool = work / f"images-{args.images}"
+    print(f"generating {args.images} images in {pool} (kept between runs)…", flush=True)
+    make_images(pool, args.images)
+    extras = [work / f"extra-10-{i}" for i in range(3)]
+    for i, folder in enumerate(extras):
+        make_images(folder, 10, start=10**6 + 10 * i)
+
+    rows: dict[str, list[dict]] = {"plain": [], "cold": [], "warm": [], "incr": []}
+    disk: dict[str, int] = {}
+    for r in range(args.repeats):
+        src = work / "src"
+        shutil.rmtree(src, ignore_errors=True)
+        shutil.copytree(pool, src, copy_function=os.link)  # same files, a folder we can add to
+        rows["plain"].append(run_plain(src, work / "plain-out", python))
+        ws = work / f"ws-{r}"
+        shutil.rmtree(ws, ignore_errors=True)
+        rows["cold"].append(run_project(src, ws, python))
+        rows["warm"].append(run_project(src, ws, python))
+        for extra in extras:  # three increments of 10 (the history budget is cold + three increments)
+            for p in extra.iterdir():
+                shutil.copyfile(p, src / p.name)
+            rows["incr"].append(run_project(src, ws, python))
+        print(
+            f"repeat {r + 1}: " + ", ".join(f"{k} {v[-1]['wall']:.1f}s" for k, v in rows.items()), flush=True
+        )
+        if r == args.repeats - 1:
+            disk = {
+                part: du(ws / part) for part in ("objects", "beprepared.duckdb", "dagster_home", "output")
+            }
+            disk["source images"] = du(src)
+        shutil.rmtree(ws, ignore_errors=True)
+
+    report = render(args, rows, disk)
+    print(report)
+    with open(args.results, "a") as f:
+        f.write(report + "\n")
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def render(args: argparse.Namespace, rows: dict[str, list[dict]], disk: dict[str, int]) -> str:
+    plain = median([r["wall"] for r in rows["plain"]])
+    load = os.getloadavg()
+    lines = [
+        f"## {_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC — {args.images} images, {args.repeats} repeats",
+        "",
+        f"`bench/bench_ingest.py --images {args.images} --repeats {args.repeats}` · {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, load average at the end {load[0]:.1f}",
+        "",
+        "| phase | median wall s | runs | × plain loop | before first stage s | peak RSS MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for phase, runs in rows.items():
+        walls = [r["wall"] for r in runs]
+        before = [r["before_first_stage"] for r in runs if r.get("before_first_stage") is not None]
+        lines.append(
+            f"| {phase} | {median(walls):.2f} | {', '.join(f'{w:.1f}' for w in walls)} | "
+            f"{median(walls) / plain:.2f} | {median(before):.2f} | {median([r['peak_mib'] for r in runs]):.0f} |"
+            if before
+            else f"| {phase} | {median(walls):.2f} | {', '.join(f'{w:.1f}' for w in walls)} | "
+            f"{median(walls) / plain:.2f} | – | {median([r['peak_mib'] for r in runs]):.0f} |"
+        )
+    stage_names = list(rows["cold"][0]["stages"]) if rows["cold"] else []
+    lines += ["", "Per-stage seconds (median; cold / warm / incr):", ""]
+    for name in stage_names:
+        per = [median([r["stages"].get(name, 0.0) for r in rows[p]]) for p in ("cold", "warm", "incr")]
+        per_image = per[0] / args.images * 1000
+        lines.append(
+            f"- {name}: {per[0]:.2f} / {per[1]:.2f} / {per[2]:.2f} ({per_image:.2f} ms per image cold)"
+        )
+    history = disk.get("dagster_home", 0)
+    lines += [
+        "",
+        "Workspace on disk after cold + unchanged + 3 increments (MiB): "
+        + ", ".join(f"{k} {v / 2**20:.1f}" for k, v in disk.items()),
+        f"Dagster history: {history / 2**20 / (args.images / 1000) / STAGES:.2f} MiB per 1,000 images per "
+        "partitioned stage",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
