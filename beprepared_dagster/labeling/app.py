@@ -23,6 +23,7 @@ from starlette.datastructures import Headers
 from beprepared_dagster.errors import BadImage
 from beprepared_dagster.labeling.config import LabelingSettings
 from beprepared_dagster.labeling.service import LabelingService
+from beprepared_dagster.store.objects import ObjectChanged
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,8 @@ def _add_routes(app: Any, service: LabelingService, holder: dict[str, Any]) -> N
             return JSONResponse({"error": "not an object id"}, status_code=400)
         except BadImage as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
+        except ObjectChanged as exc:  # its source file changed since it was loaded: never shown as this image
+            return JSONResponse({"error": str(exc)}, status_code=410)
         if found is None:
             return JSONResponse({"error": "no such object"}, status_code=404)
         headers = {"Cache-Control": "private, max-age=31536000, immutable"}
