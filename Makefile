@@ -5,7 +5,7 @@ TORCH ?= 2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test test-fast lint docs dist bench bench-bookkeeping bench-captioning bench-api bench-pixels bench-tagging bench-embeddings clean
+.PHONY: help demo test test-fast lint docs dist bench bench-bookkeeping bench-captioning bench-api bench-pixels bench-tagging bench-embeddings clean bench-ingest
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -44,6 +44,9 @@ bench: $(STAMP)  ## pipeline benchmark (prints figures; N=2000 by default)
 
 bench-bookkeeping: $(STAMP)  ## Dagster bookkeeping per (stage, image), N=2000/10000, 100k scale (~20 min)
 	$(BIN)/python bench/bench_bookkeeping.py
+
+bench-ingest: $(STAMP)  ## cold / unchanged / +10 ingest of 5,000 JPEGs vs a plain loop (~10 min)
+	$(BIN)/python bench/bench_ingest.py
 
 bench-captioning: $(STAMP)  ## captioning runtime vs a plain generate loop (tiny LLaVA on the CPU)
 	$(BIN)/python bench/bench_captioning.py
