@@ -13,12 +13,12 @@
   'use strict';
 
   // ---- constants ------------------------------------------------------------------------------------
-  const PRELOAD_AHEAD = 8;      // next images downloaded and decoded before they are needed
-  const PAIRS_AHEAD = 6;        // HumanRank: next pairs decoded ahead (2 images each)
-  const PAIRS_LOW_WATER = 8;    // HumanRank: ask for more pairs when fewer than this are queued
+  const PRELOAD_AHEAD = 12;     // next images downloaded and decoded before they are needed
+  const PAIRS_AHEAD = 8;        // HumanRank: next pairs decoded ahead (2 images each)
+  const PAIRS_LOW_WATER = 10;   // HumanRank: ask for more pairs when fewer than this are queued
   const KEEP_BEHIND = 3;        // previous images kept decoded for ← / undo
-  const POOL_MAX = 40;           // decoded images kept (display copies: ≤ 1600 px)
-  const IMAGE_SLOTS = 3;        // image downloads at once (of the browser's 6 connections per host)
+  const POOL_MAX = 56;           // decoded images kept (display copies: ≤ 1600 px)
+  const IMAGE_SLOTS = 4;        // image downloads at once (of the browser's 6 connections per host)
   const PAGE_LOW_WATER = 60;    // fetch the next page when fewer images than this are left
   const POLL_ACTIVE_MS = 3000;  // counts, new images, labels from other tabs/devices
   const POLL_OTHER_MS = 12000;
