@@ -42,6 +42,7 @@ class AestheticScore(ModelNode):
     required_files: ClassVar[tuple[str, ...]] = CLIP_FILES
     allow_patterns: ClassVar[tuple[str, ...] | None] = CLIP_DOWNLOAD
     default_batch_size: ClassVar[int] = 256
+    writes: ClassVar[tuple[str, ...]] = ("aesthetic_score",)
     description: ClassVar[str] = "LAION aesthetic score of every image (head {head} on {model})."
 
     def __init__(
@@ -90,8 +91,12 @@ class AestheticScore(ModelNode):
 
     def without_model(self, images: list[Image], ctx: NodeContext) -> list[Outcome | None]:
         """Scores from stored embeddings of this node's CLIP model (ClipEmbed above with the same model)."""
-        found = [None] * len(images)
-        if ctx.embeddings is None:
+        found: list[Outcome | None] = [None] * len(images)
+        spaces = {ref[embeddings.REF_KEY] for image in images for ref in embeddings.refs_in(image).values()}
+        # Only a model that may have made them is resolved (a hub id is then in the cache: nothing downloads).
+        if ctx.embeddings is None or not any(
+            sp == self.model or sp.startswith(f"{self.model}@") for sp in spaces
+        ):
             return found
         try:
             space = loading.resolve(self.model_spec()).label

@@ -44,6 +44,7 @@ class ClipEmbed(ModelNode):
     required_files: ClassVar[tuple[str, ...]] = CLIP_FILES
     allow_patterns: ClassVar[tuple[str, ...] | None] = CLIP_DOWNLOAD
     default_batch_size: ClassVar[int] = 128
+    writes: ClassVar[tuple[str, ...]] = ("{target_prop}",)
     description: ClassVar[str] = "CLIP/SigLIP embeddings of every image ({model}) into `{target_prop}`."
 
     def __init__(

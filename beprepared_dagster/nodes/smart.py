@@ -94,7 +94,7 @@ class SmartHumanFilter(SmartNode):
     """
 
     kind = "filter"
-    # Thresholds on a trained model do not change the model: left out of its key, not of the fingerprint.
+    writes: ClassVar[tuple[str, ...]] = ("passed_human_filter", "passed_smart_filter", "smart_filter_confidence")
     description: ClassVar[str] = (
         "A person keeps or rejects images (domain {domain}); a model trained on their labels decides the rest."
     )

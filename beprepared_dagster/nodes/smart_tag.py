@@ -31,6 +31,7 @@ class SmartHumanTag(SmartNode):
     """
 
     kind = "tag"
+    writes: ClassVar[tuple[str, ...]] = ("{target_prop}", "{target_prop}_predicted")
     description: ClassVar[str] = "A person tags images ({names}); classifiers learned from them tag the rest."
 
     def __init__(

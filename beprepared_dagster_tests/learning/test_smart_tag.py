@@ -57,6 +57,7 @@ def test_tags_learned_from_a_person_tag_the_untagged_images(tmp_path, workspace_
     assert len(WorkspaceStore(workspace_dir).journal.latest("default", "tag")) == 24
 
 
+@pytest.mark.slow
 def test_too_few_tags_wait_and_say_how_many_more(tmp_path, workspace_dir, tiny_clip):
     made = coloured(tmp_path / "pictures", red=4, blue=4)
     node = SmartHumanTag(tags=["warm", "cool"], min_per_tag=3)
@@ -70,6 +71,18 @@ def test_too_few_tags_wait_and_say_how_many_more(tmp_path, workspace_dir, tiny_c
     with WorkspaceStore(workspace_dir).db.connect() as conn:
         row = read_rows(conn, "few", "smart_human_tag")[image_id(made["blue"][3])][0]
     assert row.status == "pending" and "min_per_tag=3" in row.reason and "1 more with it" in row.reason
+    from beprepared_dagster.labeling.service import LabelingService
+
+    service = LabelingService([workflow])  # its tab is a HumanTag tab of the domain
+    (config,) = service.tabs()
+    assert config["kind"] == "tag" and config["rows"] == [["warm", "cool"]] and config["version"] == 1
+    write = {
+        "tab": config["key"],
+        "id": image_id(made["blue"][3]),
+        "rid": "request-1",
+        "value": {"tags": ["cool"]},
+    }
+    assert service.record({"writes": [write]})["results"][0]["status"] == "ok"
 
 
 def test_thresholds_reach_the_target_precision_with_the_most_recall():

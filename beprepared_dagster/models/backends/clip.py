@@ -78,13 +78,14 @@ class ClipEmbedBackend(Backend):
         self.vision, self.processor, self.kind = load_vision_tower(folder, self.device, self.dtype)
 
     def prepare(self, image: Any, item: Any) -> Any:
+        """Resize and normalise on the runtime's decode threads, while the device embeds the previous batch."""
         try:
             return self.processor(images=[image], return_tensors="pt")["pixel_values"][0]
         except Exception as exc:  # an image the processor cannot take fails alone
             return ItemError(f"the image processor refused it: {type(exc).__name__}: {exc}", bad_image=True)
 
     def embed(self, batch: list[Any]) -> Any:
-        """(n, dim) float32 numpy array, L2-normalised."""
+        """(n, dim) float32 numpy array, L2-normalised, for prepared pixel tensors."""
         import torch
 
         pixels = torch.stack(batch).to(self.device, dtype=self.vision.dtype)
