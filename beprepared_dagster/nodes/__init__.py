@@ -1,5 +1,8 @@
 """Node implementations, one file per family. Dagster-free and Gradio-free."""
 
+from beprepared_dagster.nodes.aesthetic import AestheticScore
+from beprepared_dagster.nodes.anonymize import Anonymize, AnonymizeMethod
+from beprepared_dagster.nodes.api_caption import GeminiCaption, GPT4oCaption, OpenAICaption
 from beprepared_dagster.nodes.base import (
     FilterNode,
     HumanNode,
@@ -11,9 +14,6 @@ from beprepared_dagster.nodes.base import (
     SetNode,
     TransformNode,
 )
-from beprepared_dagster.nodes.aesthetic import AestheticScore
-from beprepared_dagster.nodes.api_caption import GeminiCaption, GPT4oCaption, OpenAICaption
-from beprepared_dagster.nodes.anonymize import Anonymize, AnonymizeMethod
 from beprepared_dagster.nodes.captions import MapCaption, Set, SetCaption
 from beprepared_dagster.nodes.concat import Concat
 from beprepared_dagster.nodes.convert_format import ConvertFormat
