@@ -12,9 +12,9 @@ with Workspace("mydataset") as workspace:
 from beprepared_dagster.errors import BadImage, RunFailed, WorkflowError
 from beprepared_dagster.nodes import (
     AddTags,
+    AestheticScore,
     Anonymize,
     AnonymizeMethod,
-    AestheticScore,
     Apply,
     ClipEmbed,
     Concat,
@@ -75,7 +75,6 @@ from beprepared_dagster.nodes import (
     XGenMMCaption,
 )
 from beprepared_dagster.workflow import Node, Workflow, Workspace
-
 
 
 def _version() -> str:
