@@ -33,6 +33,16 @@ concurrency:
     max_concurrent_runs: 1
 """
 
+# A queued run starts within a second instead of up to five (Dagster's default dequeue interval): new files
+# reach the export sooner, and a label run follows a click sooner.
+RUN_COORDINATOR_BLOCK = """\
+run_coordinator:
+  module: dagster._core.run_coordinator.queued_run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
+"""
+
 EVENT_LOG_BLOCK = f"""\
 # Dagster's own SQLite event log (same files under history/), storing each batch of asset events in one
 # transaction: under 1 ms instead of ~15-20 ms of bookkeeping per (stage, image). It also sets
@@ -45,14 +55,13 @@ event_log_storage:
     base_dir: {{event_log_dir}}
 """
 
-DAGSTER_YAML = (
-    "# Written by beprepared-dagster, and updated by it while unmodified; once you edit it, it is yours.\n"
-    + _COMMON
-    + EVENT_LOG_BLOCK
-)
+_HEADER = "# Written by beprepared-dagster, and updated by it while unmodified; once you edit it, it is yours.\n"
+DAGSTER_YAML = _HEADER + _COMMON + RUN_COORDINATOR_BLOCK + EVENT_LOG_BLOCK
 
 # Every text an earlier version wrote, verbatim: such a file is unmodified and gets the current one.
 PREVIOUS_DAGSTER_YAMLS = ("# Written by beprepared-dagster; edit freely, it is not overwritten.\n" + _COMMON,)
+# Earlier templates that carry the event log's folder (matched for any folder, like the current one).
+PREVIOUS_TEMPLATES = (_HEADER + _COMMON + EVENT_LOG_BLOCK,)
 
 
 def event_log_dir(home: Path) -> str:
@@ -105,9 +114,12 @@ def open_instance(store: WorkspaceStore):  # -> dagster.DagsterInstance
 def _written_by_us(text: str) -> bool:
     if text in PREVIOUS_DAGSTER_YAMLS:
         return True
-    # The current template, for any home path (a workspace folder that was moved or copied).
-    pattern = re.escape(DAGSTER_YAML).replace(re.escape("{event_log_dir}"), r"[^\n]+")
-    return re.fullmatch(pattern, text) is not None
+    # The current template and earlier ones, for any home path (a workspace folder that was moved or copied).
+    for template in (DAGSTER_YAML, *PREVIOUS_TEMPLATES):
+        pattern = re.escape(template).replace(re.escape("{event_log_dir}"), r"[^\n]+")
+        if re.fullmatch(pattern, text) is not None:
+            return True
+    return False
 
 
 def _configures_storage(text: str) -> bool:

@@ -133,8 +133,7 @@ def test_dagster_dev_end_to_end(tmp_path: Path) -> None:
     env = {
         "DAGSTER_HOME": str(home),
         "BEPREPARED_WORKFLOWS": str(workflow_file),
-        "BEPREPARED_SENSOR_INTERVAL": "5",
-    }
+    }  # the discovery sensor at its default: 2 s ticks, scans on file-system events
     dev = DagsterDev("beprepared_dagster.definitions", port, env, tmp_path / "dagster_dev.log", cwd=tmp_path)
     try:
         with dev:
@@ -205,6 +204,7 @@ def test_dagster_dev_end_to_end(tmp_path: Path) -> None:
             assert len(discovery_runs(dev)) == 1
 
             # 7. Two more images → a second sensor run over exactly those two partitions.
+            clock.mark("checks of the first export")
             added = [make_image(photos / f"big_{i}.jpg", *BIG, seed=i) for i in (4, 5)]
             added_keys = {sha256_file(p) for p in added}
             assert len(added_keys) == 2 and not added_keys & first_keys
@@ -227,6 +227,16 @@ def test_dagster_dev_end_to_end(tmp_path: Path) -> None:
             )
             assert latest_metadata(caption_node)["images"] == 2  # the second run touched only the new two
             assert len(discovery_runs(dev)) == 2
+            # The same run exported them (Save follows a discovery run): files landed → in the export.
+            exported = wait_for(
+                lambda: (
+                    (n := {p.name.rsplit("_", 1)[0] for p in output.glob("big_*.png")}) >= {"big_5.jpg"} and n
+                ),
+                clock.left(),
+                "the new images in the export",
+            )
+            assert exported == {f"big_{i}.jpg" for i in range(6)}, exported
+            clock.mark("2 new files: landed -> exported (file-system events)")
     finally:
         clock.mark("teardown")
         print(f"\ntimings:\n{clock.report()}", file=sys.stderr)

@@ -251,6 +251,19 @@ def test_an_unmodified_older_dagster_yaml_is_upgraded_and_the_history_kept(tmp_p
         assert instance.get_materialized_partitions(dg.AssetKey("a")) == set(first + second)
 
 
+def test_the_previous_template_is_upgraded_to_the_one_second_run_queue(tmp_path):
+    """A dagster.yaml written by the version before (batched event log, Dagster's 5 s dequeue interval) is
+    still ours: it gets the 1 s dequeue interval, and runs stay one at a time."""
+    store = WorkspaceStore(tmp_path / "ws")
+    store.dagster_home.mkdir(parents=True)
+    old = instance_mod.PREVIOUS_TEMPLATES[0].replace("{event_log_dir}", "/somewhere/else/history/runs/")
+    (store.dagster_home / "dagster.yaml").write_text(old)
+    with open_instance(store) as instance:
+        assert (store.dagster_home / "dagster.yaml").read_text() == render_dagster_yaml(store.dagster_home)
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
+
+
 def test_a_moved_workspace_gets_its_own_paths(tmp_path):
     store = WorkspaceStore(tmp_path / "moved")
     store.dagster_home.mkdir(parents=True)
