@@ -11,6 +11,7 @@ import itertools
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from beprepared_dagster import HumanRank, Load, Save, Sorted, Take, Workflow
 from beprepared_dagster.orchestration.defs import build_definitions
@@ -18,6 +19,8 @@ from beprepared_dagster.orchestration.instance import open_instance
 from beprepared_dagster.store import WorkspaceStore
 from beprepared_dagster.store.stages import read_rows
 from beprepared_dagster_tests.conftest import make_images
+
+pytestmark = pytest.mark.slow  # real Dagster runs: 5-20 s each here
 
 
 def rank_workflow(photos: Path, ws: Path, **params) -> Workflow:
