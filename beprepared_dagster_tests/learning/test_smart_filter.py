@@ -84,6 +84,16 @@ def test_learns_the_rule_from_labels_and_decides_the_rest(made, workspace_dir, t
     assert exported == {"red"} and len(list((workspace_dir / "output").glob("*.png"))) == 22
     # Predictions are rows of the stage, never labels.
     assert len(WorkspaceStore(workspace_dir).journal.latest("default", "filter")) == 24
+    import dagster as dg
+
+    from beprepared_dagster.orchestration.instance import open_instance
+
+    event = open_instance(WorkspaceStore(workspace_dir)).get_latest_materialization_event(
+        dg.AssetKey(["smart", "smart_human_filter"])
+    )
+    meta = event.asset_materialization.metadata
+    assert meta["decided_by_model"].value == 20 and meta["model_accuracy"].value == facts["accuracy"]
+    assert "| keep |" in meta["confusion_matrix"].value and "uncertain" in meta["confusion_matrix"].value
 
 
 def test_a_label_always_wins_a_new_label_retrains_and_the_model_is_not_a_pickle(
