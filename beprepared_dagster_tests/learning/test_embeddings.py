@@ -235,9 +235,14 @@ def test_bad_heads_and_model_folders_name_what_is_missing(tmp_path, pictures, wo
         ).run()
 
 
-def test_a_missing_hub_model_fails_offline_with_the_download_command(pictures, workspace_dir):
+def test_a_missing_hub_model_fails_offline_with_the_download_command(pictures, workspace_dir, tiny_clip):
     with pytest.raises(RunFailed, match=r"hf download openai/clip-vit-large-patch14"):
         Workflow("off", Load(pictures) >> ClipEmbed() >> Save, workspace=workspace_dir).run()
+    # The default head is a hub id too: resolved with the model, before anything is written.
+    with pytest.raises(RunFailed, match=r"hf download shunk031/aesthetics-predictor-v1-vit-large-patch14"):
+        Workflow(
+            "off2", Load(pictures) >> AestheticScore(model=str(tiny_clip)) >> Save, workspace=workspace_dir
+        ).run()
 
 
 def test_a_corrupt_file_fails_only_itself(tmp_path, tiny_clip):
