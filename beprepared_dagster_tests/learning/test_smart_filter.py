@@ -17,6 +17,8 @@ from beprepared_dagster import Load, RunFailed, Save, Workflow
 from beprepared_dagster.learning.classifier import Classifier
 from beprepared_dagster.nodes.base import Image
 from beprepared_dagster.nodes.smart import SmartHumanFilter
+from beprepared_dagster.orchestration.instance import open_instance
+from beprepared_dagster.orchestration.planning import plan
 from beprepared_dagster.store import WorkspaceStore, learned
 from beprepared_dagster.store.stages import read_rows
 from beprepared_dagster_tests.learning.fakes import DIM, ColourEmbed, coloured
@@ -66,7 +68,12 @@ def test_learns_the_rule_from_labels_and_decides_the_rest(made, workspace_dir, t
 
     label(workspace_dir, made["red"][:12], keep=True)
     label(workspace_dir, made["blue"][:12], keep=False)
+    store = WorkspaceStore(workspace_dir)
+    keys = open_instance(store).get_dynamic_partitions("smart_images")
+    planned = plan(store, workflow, keys).runs  # what the stage's label sensor launches
+    assert {r.stages[0] for r in planned} == {"smart_human_filter"} and sum(r.images for r in planned) >= 24
     workflow.run(wait=False)
+    assert plan(store, workflow, keys).runs == []  # settled: rewriting every row does not loop
     result = rows(workspace_dir)
     facts = summary(workspace_dir)
     assert facts["accuracy"] >= 0.9 and facts["held_out"] >= 4 and facts["decided_by_model"] == 20
@@ -85,8 +92,6 @@ def test_learns_the_rule_from_labels_and_decides_the_rest(made, workspace_dir, t
     # Predictions are rows of the stage, never labels.
     assert len(WorkspaceStore(workspace_dir).journal.latest("default", "filter")) == 24
     import dagster as dg
-
-    from beprepared_dagster.orchestration.instance import open_instance
 
     event = open_instance(WorkspaceStore(workspace_dir)).get_latest_materialization_event(
         dg.AssetKey(["smart", "smart_human_filter"])
