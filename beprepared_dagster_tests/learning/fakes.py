@@ -40,8 +40,8 @@ class ColourEmbed(ClipEmbed):
     backend: ClassVar[str] = "beprepared_dagster_tests.learning.fakes:ColourEmbedBackend"
 
 
-def coloured(folder: Path, red: int, blue: int, grey: int = 0) -> dict[str, list[Path]]:
-    """PNG files red_*, blue_*, grey_* with shades and sizes that differ per file."""
+def coloured(folder: Path, red: int, blue: int, grey: int = 0, start: int = 0) -> dict[str, list[Path]]:
+    """PNG files red_*, blue_*, grey_* with shades and sizes that differ per file (numbered from `start`)."""
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -52,7 +52,7 @@ def coloured(folder: Path, red: int, blue: int, grey: int = 0) -> dict[str, list
         "grey": lambda i: (120 + i, 120 + i, 120 + i),
     }
     for name, count in (("red", red), ("blue", blue), ("grey", grey)):
-        for i in range(count):
+        for i in range(start, start + count):
             path = folder / f"{name}_{i:02d}.png"
             Image.new("RGB", (24 + i % 5, 24), colours[name](i)).save(path)
             made[name].append(path)

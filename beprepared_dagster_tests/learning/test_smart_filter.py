@@ -127,11 +127,12 @@ def test_a_label_always_wins_a_new_label_retrains_and_the_model_is_not_a_pickle(
         keys = [r[0] for r in conn.execute("SELECT key FROM learned_models").fetchall()]
     assert len(keys) == 2 and first[0][0] in keys  # retrained on the new labels; the old model kept
     assert summary(workspace_dir)["labels"] == {"keep": 11, "reject": 10}
+    new = coloured(pictures / "new", red=0, blue=2, start=30)["blue"]  # decided by the stored model
     workflow.run(wait=False)
     with store.db.connect() as conn:
-        assert (
-            conn.execute("SELECT count(*) FROM learned_models").fetchone()[0] == 2
-        )  # same labels: no training
+        trained = conn.execute("SELECT count(*) FROM learned_models").fetchone()[0]
+    assert trained == 2  # the same labels: no training
+    assert all(rows(workspace_dir)[image_id(p)].reason.startswith("predicted reject") for p in new)
 
 
 def test_too_low_accuracy_waits_and_says_so(made, workspace_dir, tiny_clip):
