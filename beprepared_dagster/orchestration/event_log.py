@@ -52,7 +52,7 @@ from dagster._core.errors import DagsterInvariantViolationError
 from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqliteEventLogStorage
-from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+from dagster._core.storage.event_log.schema import AssetEventTagsTable, SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
@@ -152,8 +152,44 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         with self._batch_connections(events[0].run_id) as (index, shard):
             shard.execute(SqlEventLogStorageTable.insert(), rows)
             event_ids = _insert_returning_ids(index, index_rows)
-            self._store_asset_event_tags(index, index_events, event_ids)
+            self._store_tags(index, index_events, event_ids)
             self._store_asset_records(index, index_events, event_ids)
+
+    def _store_tags(
+        self, conn: Connection, events: Sequence[EventLogEntry], event_ids: Sequence[int]
+    ) -> None:
+        """The asset_event_tags rows Dagster's `_store_asset_event_tags` writes (the tags it indexes: data
+        versions), without its per-event property lookups."""
+        rows: list[dict[str, Any]] = []
+        indexed: dict[frozenset, set[str]] = {}
+        names: dict[Any, str] = {}
+        for event, event_id in zip(events, event_ids, strict=True):
+            dagster_event = event.dagster_event
+            kind, data = dagster_event.event_type_value, dagster_event.event_specific_data
+            if kind == _MATERIALIZATION:
+                tags = data.materialization.tags
+            elif kind == DagsterEventType.ASSET_OBSERVATION.value:
+                tags = data.asset_observation.tags
+            else:
+                continue
+            if not tags:
+                continue
+            keys = frozenset(tags)
+            wanted = indexed.get(keys)
+            if wanted is None:
+                wanted = indexed[keys] = self.get_asset_tags_to_index(set(keys))
+            if not wanted:
+                continue
+            asset = dagster_event.asset_key
+            name = names.get(asset) or names.setdefault(asset, asset.to_string())
+            stamp = self._event_insert_timestamp(event)
+            rows.extend(
+                {"event_id": event_id, "asset_key": name, "key": k, "value": v, "event_timestamp": stamp}
+                for k, v in tags.items()
+                if k in wanted
+            )
+        if rows and self.has_table(AssetEventTagsTable.name):
+            conn.execute(AssetEventTagsTable.insert(), rows)
 
     def _store_asset_records(
         self, conn: Connection, events: Sequence[EventLogEntry], event_ids: Sequence[int]
@@ -225,6 +261,7 @@ def _create_with_page_size(path: str | None, page_size: int) -> None:
 
 
 _PLACEHOLDER = "__beprepared_partition_placeholder__"
+_MATERIALIZATION = DagsterEventType.ASSET_MATERIALIZATION.value
 
 
 def _subset_planned(event: EventLogEntry) -> Any:
@@ -266,7 +303,7 @@ class _Serializer:
 
     def row(self, event: EventLogEntry) -> dict[str, Any]:
         dagster_event = event.dagster_event
-        if dagster_event is None or dagster_event.event_type != DagsterEventType.ASSET_MATERIALIZATION:
+        if dagster_event is None or dagster_event.event_type_value != _MATERIALIZATION:
             return self.storage._event_to_row(event)
         key = (dagster_event.step_key, dagster_event.asset_key)
         template = self.templates.get(key)
@@ -277,13 +314,82 @@ class _Serializer:
         if template is False or not _same_but_materialization(event, template[0]):
             return self.storage._event_to_row(event)
         first, head, middle, tail, row = template
-        body = serialize_value(dagster_event.event_specific_data.materialization)
+        body = self.materialization_text(dagster_event.event_specific_data.materialization)
         return {
             **row,
             "event": head + body + middle + repr(event.timestamp) + tail,
             "timestamp": self.storage._event_insert_timestamp(event),
             "partition": dagster_event.partition,
         }
+
+    def materialization_text(self, materialization: Any) -> str:
+        """Dagster's text for an AssetMaterialization whose metadata values are all text (an image's own
+        metadata): filled into a template made from the first one with the same keys; others: Dagster."""
+        key = _text_shape(materialization)
+        if key is None:
+            return serialize_value(materialization)
+        template = self.templates.get(key)
+        if template is None:
+            template = self.templates[key] = _holes_template(materialization) or False
+        if template is False:
+            return serialize_value(materialization)
+        fragments, order = template
+        values = [materialization.partition, *(v.text for v in materialization.metadata.values())]
+        values += list((materialization.tags or {}).values())
+        out = [fragments[0]]
+        for position, fragment in zip(order, fragments[1:], strict=True):
+            out.append(json.dumps(values[position])[1:-1])
+            out.append(fragment)
+        return "".join(out)
+
+
+def _text_shape(materialization: Any) -> tuple | None:
+    """What a materialization shares with others that one template serves: everything but the partition,
+    the text of its metadata values and the values of its tags (None: not of that kind)."""
+    from dagster._core.definitions.metadata.metadata_value import TextMetadataValue
+
+    metadata = materialization.metadata or {}
+    tags = materialization.tags or {}
+    if not isinstance(materialization.partition, str) or not all(
+        type(v) is TextMetadataValue and isinstance(v.text, str) for v in metadata.values()
+    ):
+        return None
+    if not all(isinstance(v, str) for v in tags.values()):
+        return None
+    return (
+        "materialization",
+        materialization.asset_key,
+        materialization.description,
+        tuple(metadata),
+        tuple(tags),
+    )
+
+
+def _holes_template(materialization: Any) -> tuple[list[str], list[int]] | None:
+    """(text fragments, which value goes between each pair) from the materialization serialized with a
+    placeholder in every hole: partition, metadata texts, tag values."""
+    from dagster._core.definitions.metadata.metadata_value import TextMetadataValue
+
+    metadata, tags = materialization.metadata or {}, materialization.tags or {}
+    count = 1 + len(metadata) + len(tags)
+    tokens = [f"__beprepared_hole_{i}__" for i in range(count)]
+    holed = materialization._replace(
+        partition=tokens[0],
+        metadata={k: TextMetadataValue(tokens[1 + i]) for i, k in enumerate(metadata)},
+        tags={k: tokens[1 + len(metadata) + i] for i, k in enumerate(tags)}
+        if materialization.tags
+        else materialization.tags,
+    )
+    text = serialize_value(holed)
+    found = sorted((text.find(t), i) for i, t in enumerate(tokens))
+    if any(text.count(t) != 1 for t in tokens) or found[0][0] < 0:
+        return None
+    fragments, start = [], 0
+    for position, i in found:
+        fragments.append(text[start:position])
+        start = position + len(tokens[i])
+    fragments.append(text[start:])
+    return fragments, [i for _, i in found]
 
 
 def _template(event: EventLogEntry, row: dict[str, Any]) -> tuple | None:
