@@ -36,7 +36,6 @@ def stage_metadata(report: StageReport) -> dict[str, Any]:
         "seconds": round(report.seconds, 3),
         "preview": dg.MetadataValue.md(preview_table(report.preview, report.kept)),
     }
-    meta.update({k: dg.MetadataValue.json(v) if isinstance(v, dict | list) else v for k, v in report.extra.items()})
     extra = report.extra  # a stage kind's own figures (e.g. a remote stage's requests, tokens and cost)
     meta.update({k: dg.MetadataValue.json(v) if isinstance(v, dict | list) else v for k, v in extra.items()})
     if report.unreadable_files:
