@@ -24,10 +24,22 @@ BASE = 1500.0  # the average score (ranking/bt.py; numpy is imported only when a
 
 
 class HumanRank(HumanNode):
-    """A person picks the better of two images at a time; `{target_prop}` is each image's Bradley–Terry
-    score (Elo scale), `rank_comparisons` how many comparisons it took part in (domain `{domain}`)."""
+    """A person picks the better of two images at a time (← / A left, → / D right, ↓ / S can't tell, Z undo);
+    each image gets its Bradley–Terry score on the Elo scale (1500 is average), fitted on every comparison of
+    the domain, and how many comparisons it took part in. `Sorted(key=lambda i: i.rank_score, reverse=True)
+    >> Take(100)` keeps the best 100.
+
+    Args:
+        comparisons_per_image: comparisons each image takes part in before the stage counts it as done.
+        target_prop: the property that receives the score (`rank_comparisons` receives the count).
+    """
 
     kind = "rank"
+    description = (
+        "A person picks the better of two images; {target_prop} is each image's Bradley–Terry score (Elo "
+        "scale), rank_comparisons its number of comparisons (domain {domain})."
+    )
+    writes = ("{target_prop}", "rank_comparisons")
 
     def __init__(
         self,

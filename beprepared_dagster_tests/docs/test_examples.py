@@ -2,13 +2,11 @@
 describe), and the ones whose nodes need no model, network or GPU run on the bundled demo images from start
 to export. Manual tagging runs too, with the labels a person would give appended to the label journal.
 
-An example is skipped only while a node it imports is not exported by beprepared_dagster yet; the reason
-names the node. Not covered: examples that need a model download, an API key or a GPU are not run."""
+Not covered: examples that need a model download, an API key or a GPU load but are not run."""
 
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
 from pathlib import Path
 
@@ -84,13 +82,7 @@ def photos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def load_example(name: str) -> Workflow:
-    try:
-        (workflow,) = load_file(EXAMPLES / name)
-    except ImportError as exc:
-        missing = re.search(r"cannot import name '(\w+)' from 'beprepared_dagster'", str(exc))
-        if not missing:
-            raise
-        pytest.skip(f"{name} uses {missing.group(1)}, which beprepared_dagster does not export yet")
+    (workflow,) = load_file(EXAMPLES / name)
     return workflow
 
 
