@@ -42,6 +42,9 @@ STORAGE_ENV = "BEPREPARED_STORAGE"
 _FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 
 
+_NO_CLONES: set[int] = set()  # devices (of sources) where a reflink into this store failed as unsupported
+
+
 def is_object_id(value: object) -> bool:
     return isinstance(value, str) and bool(_OBJECT_ID.fullmatch(value))
 
@@ -234,13 +237,19 @@ class ObjectStore:
         os.replace(tmp, final)
 
     def _clone(self, source: str | os.PathLike, object_id: str) -> bool:
-        """A reflink of `source` as the object, verified by hashing the clone; False where unsupported."""
+        """A reflink of `source` as the object, verified by hashing the clone; False where unsupported (then
+        not tried again for that file system in this process)."""
+        device = os.stat(source).st_dev
+        if device in _NO_CLONES:
+            return False
         fd, tmp = self._temp()
         try:
             with open(source, "rb") as src:
                 try:
                     fcntl.ioctl(fd, _FICLONE, src.fileno())
-                except OSError:
+                except OSError as exc:
+                    if exc.errno in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.ENOSYS):
+                        _NO_CLONES.add(device)
                     return False
             if hash_file(tmp) != object_id:
                 raise ChangedFile(f"{source}: content changed since it was discovered")
