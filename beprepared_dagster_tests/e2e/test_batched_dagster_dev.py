@@ -250,7 +250,7 @@ def test_batched_event_log_under_dagster_dev(dev):
 
     # Live streaming: `first`'s materializations reached the UI while `second` was still sleeping.
     for step in ("first", "second"):
-        assert stream.count("ASSET_MATERIALIZATION_PLANNED", step) == len(NEW)
+        assert stream.count("ASSET_MATERIALIZATION_PLANNED", step) == 1  # one per asset, over all of NEW
         assert stream.count("ASSET_MATERIALIZATION", step) == len(NEW)
     assert stream.last("RUN_SUCCESS") - stream.last("ASSET_MATERIALIZATION", "first") > PAUSE * 0.6
 
