@@ -97,9 +97,7 @@ def write_export(
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     _chmod_like_mkdir(staging)  # mkdtemp makes 0700; the export is a normal folder (umask applies)
     try:
-        placed: dict[str, Path] = {}
-        for item in planned:
-            _place(item, staging, target, old or {}, stats, objects, report, placed)
+        _place_all(planned, staging, target, old or {}, stats, objects, report)
         new_stats = {}
         for name in manifest:
             st = os.stat(staging / name)
@@ -131,6 +129,42 @@ def _safe_name(name: str) -> bool:
     return bool(name) and not path.is_absolute() and ".." not in path.parts and "\0" not in name
 
 
+def _place_all(
+    planned: list[PlannedFile],
+    staging: Path,
+    target: Path,
+    old: dict[str, str],
+    stats: dict[str, list[int]],
+    objects: Any,
+    report: ExportReport,
+) -> None:
+    """Place every file: the first of each image and every text on a thread pool (creating files is
+    system calls, which release the GIL), then the further names of an image (links to its first)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for folder in sorted({(staging / item.name).parent for item in planned}):
+        folder.mkdir(parents=True, exist_ok=True)
+    placed: dict[str, Path] = {}
+    first, later, seen = [], [], set()
+    for item in planned:
+        if item.object_id is None or item.object_id not in seen:
+            first.append(item)
+            seen.add(item.object_id)
+        else:
+            later.append(item)
+
+    def one(item: PlannedFile) -> str:
+        return _place(item, staging, target, old, stats, objects, placed)
+
+    with ThreadPoolExecutor(
+        max_workers=min(8, (os.cpu_count() or 2) * 2), thread_name_prefix="export"
+    ) as pool:
+        outcomes = list(pool.map(one, first))
+    outcomes += [one(item) for item in later]
+    report.linked += outcomes.count("linked")
+    report.written += outcomes.count("written")
+
+
 def _place(
     item: PlannedFile,
     staging: Path,
@@ -138,17 +172,15 @@ def _place(
     old: dict[str, str],
     stats: dict[str, list[int]],
     objects: Any,
-    report: ExportReport,
     placed: dict[str, Path],
-) -> None:
+) -> str:
+    """Put one file in the staging folder (its folder exists); "linked" when reused from the last export."""
     dest = staging / item.name
-    dest.parent.mkdir(parents=True, exist_ok=True)
     previous = target / item.name
     if old.get(item.name) == item.sha256 and _unchanged(previous, stats.get(item.name)):
         try:
             os.link(previous, dest)  # our own previous export: unchanged, not rewritten
-            report.linked += 1
-            return
+            return "linked"
         except OSError:
             pass
     if item.object_id is not None and item.object_id in placed:
@@ -159,7 +191,7 @@ def _place(
         placed[item.object_id] = dest
     else:
         dest.write_text(item.text or "", encoding="utf-8")
-    report.written += 1
+    return "written"
 
 
 def _unchanged(path: Path, stat: list[int] | None) -> bool:
