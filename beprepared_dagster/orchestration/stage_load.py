@@ -92,8 +92,9 @@ def _load_one(
     messages: list[tuple[str, str]] = []
     if not entries:
         return Row(key, 0, ABSENT, f"not under {node.dir}", stage), None, "", messages
-    path, added, problem = _add(store, key, entries, mode)
-    if path is None:
+    entry, added, problem = _add(store, key, entries, mode)
+    path = entry.path if entry is not None else None
+    if entry is None:
         messages.append(("warning", f"skipped {entries[0].path}: {problem}"))
         return Row(key, 0, ERROR, problem, stage, {"original_path": entries[0].path}), None, "", messages
     if len(entries) > 1:
@@ -102,7 +103,7 @@ def _load_one(
     probe = cached
     if probe is None:
         try:
-            probe = _probe(store, key, node.verify)
+            probe = _probe(store, key, node.verify, entry if added == "referenced" else None)
         except (ObjectChanged, OSError) as exc:
             problem = f"unreadable: {exc}"
             messages.append(("warning", f"skipped {path}: {problem}"))
@@ -114,13 +115,13 @@ def _load_one(
     return Row(key, 0, KEPT, None, None, {**base, **probe["info"]}), probe, added, messages
 
 
-def _add(store: Any, key: str, entries: list[FileEntry], mode: str) -> tuple[str | None, str, str]:
-    """Add the first file whose bytes still hash to `key`: (its path, how, problem)."""
+def _add(store: Any, key: str, entries: list[FileEntry], mode: str) -> tuple[FileEntry | None, str, str]:
+    """Add the first file whose bytes still hash to `key`: (its index entry, how, problem)."""
     problem = "file vanished"
     for entry in entries:
         try:
             how = store.objects.add_source(entry.path, key, entry.size or 0, entry.mtime_ns or 0, mode)
-            return entry.path, how, ""
+            return entry, how, ""
         except ChangedFile:
             problem = "content changed since it was discovered (the new content gets its own image)"
         except OSError as exc:
@@ -128,10 +129,15 @@ def _add(store: Any, key: str, entries: list[FileEntry], mode: str) -> tuple[str
     return None, "", problem
 
 
-def _probe(store: Any, key: str, verify: str) -> dict[str, Any]:
+def _probe(store: Any, key: str, verify: str, entry: FileEntry | None) -> dict[str, Any]:
+    """Probe the object. A source just referenced is opened by its path and checked against the size and
+    mtime it was hashed at (what the reference records), which spares reading the reference back."""
     try:
-        with store.objects.open_checked(key) as f:
-            size = os.fstat(f.fileno()).st_size
-            return {"kept": True, "info": imaging.probe_file(f, size, verify)}
+        f = store.objects.open_checked(key) if entry is None else open(entry.path, "rb")  # noqa: SIM115
+        with f:
+            st = os.fstat(f.fileno())
+            if entry is not None and (st.st_size, st.st_mtime_ns) != (entry.size, entry.mtime_ns):
+                raise ObjectChanged(f"{entry.path}: changed while it was being loaded")
+            return {"kept": True, "info": imaging.probe_file(f, st.st_size, verify)}
     except BadImage as exc:
         return {"kept": False, "reason": f"bad image: {exc}"}

@@ -28,6 +28,7 @@ import os
 import re
 import stat
 import tempfile
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
@@ -80,6 +81,7 @@ class ObjectStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root = str(root)
         self._sealed_checked = False
 
     def path(self, object_id: str) -> Path:
@@ -163,7 +165,7 @@ class ObjectStore:
         system makes one, else a reference by path. Returns how: "stored", "copied", "cloned",
         "referenced". Raises `ChangedFile` when the file is no longer what was hashed."""
         ref = {"path": os.path.abspath(source), "size": size, "mtime_ns": mtime_ns}
-        if self._stored(expected).is_file():
+        if os.path.isfile(self._stored_str(expected)):
             if not self.is_source(expected):
                 self._write_ref(expected, ref)
             return "stored"
@@ -175,14 +177,13 @@ class ObjectStore:
             self.put_file(source, expected=expected)
             how = "copied"
         else:
-            how = "cloned" if self._clone(source, expected) else "referenced"
+            how = "cloned" if self._clone(source, expected, st.st_dev) else "referenced"
         self._write_ref(expected, ref)
         return how
 
     def is_source(self, object_id: str) -> bool:
         """Whether the object's bytes are a user's file (referenced, cloned or copied), not derived bytes."""
-        stored = self._stored(object_id)
-        return stored.with_name(stored.name + REF_SUFFIX).is_file()
+        return os.path.isfile(self._stored_str(object_id) + REF_SUFFIX)
 
     def adopt_ref(self, ref_file: Path) -> bool:
         """Import another store's reference (`<id>.ref`) when its source still has that id."""
@@ -198,9 +199,12 @@ class ObjectStore:
     # --- internals -------------------------------------------------------------------------------------
 
     def _stored(self, object_id: str) -> Path:
+        return Path(self._stored_str(object_id))
+
+    def _stored_str(self, object_id: str) -> str:
         if not is_object_id(object_id):
             raise ValueError(f"not an object id: {object_id!r}")
-        return self.root / object_id[:2] / object_id[2:4] / object_id
+        return f"{self._root}/{object_id[:2]}/{object_id[2:4]}/{object_id}"
 
     def _referenced(self, object_id: str) -> Path:
         ref = self._read_ref(object_id)
@@ -221,25 +225,26 @@ class ObjectStore:
         )
 
     def _read_ref(self, object_id: str) -> dict:
-        ref_file = self._stored(object_id).with_name(object_id + REF_SUFFIX)
+        ref_file = self._stored_str(object_id) + REF_SUFFIX
         ref = _parse_ref(ref_file)
         if ref is None:
-            if ref_file.exists():
+            if os.path.exists(ref_file):
                 raise ObjectChanged(f"{ref_file}: damaged reference")
             raise FileNotFoundError(errno.ENOENT, f"no object {object_id} in {self.root}")
         return ref
 
     def _write_ref(self, object_id: str, ref: dict) -> None:
-        final = self._stored(object_id).with_name(object_id + REF_SUFFIX)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(ref, sort_keys=True))
+        final = self._stored_str(object_id) + REF_SUFFIX
+        folder = os.path.dirname(final)
+        os.makedirs(folder, exist_ok=True)
+        tmp = f"{folder}/.{object_id}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(json.dumps(ref, sort_keys=True))
         os.replace(tmp, final)
 
-    def _clone(self, source: str | os.PathLike, object_id: str) -> bool:
-        """A reflink of `source` as the object, verified by hashing the clone; False where unsupported (then
-        not tried again for that file system in this process)."""
-        device = os.stat(source).st_dev
+    def _clone(self, source: str | os.PathLike, object_id: str, device: int) -> bool:
+        """A reflink of `source` (on `device`) as the object, verified by hashing the clone; False where
+        unsupported (then not tried again for that file system in this process)."""
         if device in _NO_CLONES:
             return False
         fd, tmp = self._temp()
@@ -332,9 +337,10 @@ class ObjectStore:
         return self.path(object_id)
 
 
-def _parse_ref(ref_file: Path) -> dict | None:
+def _parse_ref(ref_file: str | Path) -> dict | None:
     try:
-        ref = json.loads(ref_file.read_text())
+        with open(ref_file) as f:
+            ref = json.loads(f.read())
     except (OSError, ValueError):
         return None
     if not (
