@@ -156,9 +156,7 @@ def _place_all(
     def one(item: PlannedFile) -> str:
         return _place(item, staging, target, old, stats, objects, placed)
 
-    with ThreadPoolExecutor(
-        max_workers=min(8, (os.cpu_count() or 2) * 2), thread_name_prefix="export"
-    ) as pool:
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2), thread_name_prefix="export") as pool:
         outcomes = list(pool.map(one, first))
     outcomes += [one(item) for item in later]
     report.linked += outcomes.count("linked")
