@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from beprepared_dagster.errors import BeprepareError
@@ -79,7 +79,7 @@ class ExportReport:
 
 
 def write_export(
-    target: Path, planned: list[PlannedFile], objects: Any, report: ExportReport
+    target: Path, planned: list[PlannedFile], objects: Any, report: ExportReport, inputs: str | None = None
 ) -> ExportReport:
     """Make `target` hold exactly `planned` (plus the manifest); rewrite nothing if it already does."""
     started = time.perf_counter()
@@ -89,8 +89,11 @@ def write_export(
     manifest = {p.name: p.sha256 for p in planned}
     old = read_manifest(target)
     stats = read_stats(target) if old is not None else {}
+    summary = {"images": report.images, "captions": report.captions, "object_ids": report.object_ids[:12]}
     if old == manifest and all(_unchanged(target / name, stats.get(name)) for name in manifest):
         report.unchanged = True
+        if inputs is not None and read_state(target).get("inputs") != inputs:  # same files, new inputs
+            _write_manifest(target, manifest, stats, inputs, summary)
         report.seconds = time.perf_counter() - started
         return report
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -102,9 +105,7 @@ def write_export(
         for name in manifest:
             st = os.stat(staging / name)
             new_stats[name] = [st.st_size, st.st_mtime_ns]
-        (staging / MANIFEST).write_text(
-            json.dumps({"files": manifest, "stat": new_stats}, indent=1, sort_keys=True)
-        )
+        _write_manifest(staging, manifest, new_stats, inputs, summary)
         report.removed = len(set(old or {}) - set(manifest))
         _swap_in(staging, target)
     finally:
@@ -125,8 +126,8 @@ def _check_names(planned: list[PlannedFile]) -> None:
 
 
 def _safe_name(name: str) -> bool:
-    path = PurePosixPath(name)
-    return bool(name) and not path.is_absolute() and ".." not in path.parts and "\0" not in name
+    """A plain relative POSIX path: not empty, not absolute, no `..` part, no NUL."""
+    return bool(name) and not name.startswith("/") and "\0" not in name and ".." not in name.split("/")
 
 
 def _place_all(
@@ -190,6 +191,32 @@ def _place(
     else:
         dest.write_text(item.text or "", encoding="utf-8")
     return "written"
+
+
+def _write_manifest(
+    folder: Path, manifest: dict[str, str], stats: dict, inputs: str | None, summary: dict[str, Any]
+) -> None:
+    """The manifest: each file's SHA-256, size and mtime, and what the export was made from (so an unchanged
+    re-run can skip planning it: `export.dataset.unchanged_export`)."""
+    state = {"files": manifest, "stat": stats}
+    if inputs is not None:
+        state.update(inputs=inputs, summary=summary)
+    tmp = folder / f"{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+    os.replace(tmp, folder / MANIFEST)
+
+
+def read_state(target: Path) -> dict[str, Any]:
+    """The whole manifest document of the last export ({} when there is none or it cannot be read)."""
+    try:
+        state = json.loads((target / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def unchanged_file(path: Path, stat: list[int] | None) -> bool:
+    return _unchanged(path, stat)
 
 
 def _unchanged(path: Path, stat: list[int] | None) -> bool:

@@ -3,12 +3,24 @@ and write them all with the shared incremental/atomic writer (`export.atomic`)."
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from beprepared_dagster.export.atomic import ExportReport, PlannedFile, text_file, write_export
+from beprepared_dagster.export.atomic import (
+    ExportReport,
+    PlannedFile,
+    read_manifest,
+    read_state,
+    text_file,
+    unchanged_file,
+    write_export,
+)
+from beprepared_dagster.export.atomic import read_stats as read_file_stats
 from beprepared_dagster.export.captions import CaptionSpec
 from beprepared_dagster.export.entries import Entry, plan_entries
 from beprepared_dagster.export.folder import original_files
@@ -41,6 +53,10 @@ def export_dataset(target: Path, rows: list[Row], objects: Any, node: Any, title
         ExportRefused: `target` is a non-empty folder beprepared did not write (left untouched).
         ExportError: the rows cannot be written in this layout (the message names the property).
     """
+    inputs = inputs_digest(rows, node, title)
+    quick = unchanged_export(target, inputs, node)
+    if quick is not None:
+        return quick
     folders, files = LAYOUTS[node.layout]
     spec = CaptionSpec.from_node(node)
     entries = plan_entries(rows, spec, folders(node))
@@ -52,7 +68,46 @@ def export_dataset(target: Path, rows: list[Row], objects: Any, node: Any, title
         report.stats = compute_stats(entries, spec.tags_prop, node.layout)
         planned += stats_files(title, report.stats)
     planned.append(text_file(GALLERY, render_gallery(title, entries, STATS_HTML if node.stats else None)))
-    return write_export(target, planned, objects, report)
+    return write_export(target, planned, objects, report, inputs=inputs)
+
+
+def inputs_digest(rows: list[Row], node: Any, title: str) -> str:
+    """Everything an export is made from: the kept rows, the Save node's parameters, the title and the export
+    code itself (so an upgrade that changes a format rewrites the export)."""
+    digest = hashlib.sha256(_code_digest().encode())
+    digest.update(json.dumps([type(node).__name__, repr(node), title], sort_keys=True, default=str).encode())
+    for row in rows:
+        digest.update(json.dumps([row.image_id, row.seq, row.props], sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+@functools.cache
+def _code_digest() -> str:
+    folder = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".html", ".css", ".js", ".json", ".txt"):
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def unchanged_export(target: Path, inputs: str, node: Any) -> ExportReport | None:
+    """The last export's report when it was made from exactly these inputs and every file is still as it
+    was written (size and mtime); None otherwise (then the export is planned and written as usual)."""
+    started = time.perf_counter()
+    state = read_state(target)
+    if state.get("inputs") != inputs or not isinstance(state.get("summary"), dict):
+        return None
+    manifest, stats = read_manifest(target) or {}, read_file_stats(target)
+    if not manifest or not all(unchanged_file(target / name, stats.get(name)) for name in manifest):
+        return None
+    summary = state["summary"]
+    report = ExportReport(target, layout=node.layout, unchanged=True, files=list(manifest))
+    report.images, report.captions = int(summary.get("images", 0)), int(summary.get("captions", 0))
+    report.object_ids = [o for o in summary.get("object_ids", []) if isinstance(o, str)]
+    report.stats = read_stats(target) if node.stats else None
+    report.seconds = time.perf_counter() - started
+    return report
 
 
 def stats_files(title: str, stats: dict[str, Any]) -> list[PlannedFile]:

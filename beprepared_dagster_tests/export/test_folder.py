@@ -454,3 +454,31 @@ def test_export_folder_permissions_follow_the_umask(objects, target, tmp_path):
         assert all(p.stat().st_mode & 0o044 == 0o044 for p in target.iterdir())
     finally:
         os.umask(old)
+
+
+def test_an_export_made_from_the_same_inputs_is_not_planned_again(objects, target, tmp_path, monkeypatch):
+    """An unchanged re-run skips planning (statistics, gallery, file list) when the rows, the Save node and
+    the export code are what the last export was made from and every file is as written; an edited file or a
+    changed row goes the full way and is rewritten."""
+    from beprepared_dagster.export import dataset
+
+    rows = [image_row(objects, tmp_path, i, f"/p/{i}.jpg", caption=f"c{i}") for i in range(3)]
+    first = export(target, rows, objects)
+    real = dataset.render_gallery
+
+    def planned(*args, **kwargs):
+        raise AssertionError("the export was planned again")
+
+    monkeypatch.setattr(dataset, "render_gallery", planned)
+    again = export(target, rows, objects)
+    assert again.unchanged and (again.images, again.captions) == (first.images, first.captions) == (3, 3)
+    assert again.object_ids == first.object_ids[:12]
+    assert again.stats == json.loads(json.dumps(first.stats))  # read back from the export's statistics file
+    caption = next(target.glob("*.txt"))
+    caption.write_text("edited in place", encoding="utf-8")
+    monkeypatch.setattr(dataset, "render_gallery", real)
+    restored = export(target, rows, objects)
+    assert not restored.unchanged and caption.read_text(encoding="utf-8") != "edited in place"
+    edited = Row(rows[0].image_id, rows[0].seq, KEPT, props={**rows[0].props, "caption": "new"})
+    changed = export(target, [edited, *rows[1:]], objects)
+    assert not changed.unchanged and changed.written >= 1
