@@ -85,9 +85,9 @@ class Watcher:
         `last_scan` is the wall-clock time of the previous scan (None: never, in this process or any)."""
         now_wall = time.time() if now is None else now
         mono = time.monotonic()
+        watched = all([self.watch(f) for f in folders])  # started before a first scan: nothing is missed
         if last_scan is None:
             return "first scan"
-        watched = all(self.watch(f) for f in folders)
         if not watched:
             return "periodic scan" if now_wall - last_scan >= FALLBACK_SECONDS else None
         if now_wall - last_scan >= RESCAN_SECONDS:

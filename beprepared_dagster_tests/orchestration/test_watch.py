@@ -36,8 +36,11 @@ def test_a_watched_folder_is_due_once_files_land_and_settle(tmp_path: Path):
     assert watcher.due([folder], None) == "first scan"
     watcher.scanned([folder])
     last = time.time()
-    assert watcher.due([folder], last) is None  # watching now; nothing happened
-    make_images(folder, 2)
+    make_images(folder, 1)  # lands between the first scan and the next tick: seen (watching began with it)
+    assert wait_for(lambda: watcher.due([folder], last)) == "files changed"
+    watcher.scanned([folder])
+    assert watcher.due([folder], last) is None  # nothing happened since
+    make_images(folder, 2, start=5)
     assert wait_for(lambda: watcher.due([folder], last)) == "files changed"
     watcher.scanned([folder])
     assert watcher.due([folder], last) is None
