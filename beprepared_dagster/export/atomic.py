@@ -88,11 +88,12 @@ def write_export(
     report.object_ids = list(dict.fromkeys(p.object_id for p in planned if p.object_id))
     manifest = {p.name: p.sha256 for p in planned}
     old = read_manifest(target)
-    stats = read_stats(target) if old is not None else {}
+    state = read_state(target) if old is not None else {}
+    stats = file_stats(state)
     summary = {"images": report.images, "captions": report.captions, "object_ids": report.object_ids[:12]}
-    if old == manifest and all(_unchanged(target / name, stats.get(name)) for name in manifest):
+    if old == manifest and all(unchanged_file(target / name, stats.get(name)) for name in manifest):
         report.unchanged = True
-        if inputs is not None and read_state(target).get("inputs") != inputs:  # same files, new inputs
+        if inputs is not None and state.get("inputs") != inputs:  # same files, new inputs
             _write_manifest(target, manifest, stats, inputs, summary)
         report.seconds = time.perf_counter() - started
         return report
@@ -176,7 +177,7 @@ def _place(
     """Put one file in the staging folder (its folder exists); "linked" when reused from the last export."""
     dest = staging / item.name
     previous = target / item.name
-    if old.get(item.name) == item.sha256 and _unchanged(previous, stats.get(item.name)):
+    if old.get(item.name) == item.sha256 and unchanged_file(previous, stats.get(item.name)):
         try:
             os.link(previous, dest)  # our own previous export: unchanged, not rewritten
             return "linked"
@@ -216,10 +217,6 @@ def read_state(target: Path) -> dict[str, Any]:
 
 
 def unchanged_file(path: Path, stat: list[int] | None) -> bool:
-    return _unchanged(path, stat)
-
-
-def _unchanged(path: Path, stat: list[int] | None) -> bool:
     """Whether an export file is as we wrote it: the size and mtime the manifest recorded (a manifest from
     before they were recorded only proves the file exists)."""
     try:
@@ -235,7 +232,7 @@ def place_object(objects: Any, object_id: str, dest: Path) -> None:
     stored = objects.stored_path(object_id)
     if stored is not None and not objects.is_source(object_id):
         try:
-            os.link(objects.seal(object_id), dest)
+            os.link(objects.path(object_id), dest)  # checked: never a stored object edited in place
             return
         except OSError:
             pass  # another file system, or no hard links there: copy
@@ -276,12 +273,10 @@ def _chmod_like_mkdir(path: Path) -> None:
     os.chmod(path, 0o777 & ~umask)
 
 
-def read_stats(target: Path) -> dict[str, list[int]]:
-    """The previous export's (size, mtime) per file; empty for a manifest written before they were kept."""
-    try:
-        stats = json.loads((target / MANIFEST).read_text()).get("stat") or {}
-    except (OSError, ValueError, AttributeError):
-        return {}
+def file_stats(state: dict[str, Any]) -> dict[str, list[int]]:
+    """(size, mtime) per file from a manifest document (`read_state`); empty for a manifest written before
+    they were kept."""
+    stats = state.get("stat") or {}
     return (
         {n: v for n, v in stats.items() if isinstance(v, list) and len(v) == 2}
         if isinstance(stats, dict)

@@ -14,13 +14,13 @@ from typing import Any
 from beprepared_dagster.export.atomic import (
     ExportReport,
     PlannedFile,
+    file_stats,
     read_manifest,
     read_state,
     text_file,
     unchanged_file,
     write_export,
 )
-from beprepared_dagster.export.atomic import read_stats as read_file_stats
 from beprepared_dagster.export.captions import CaptionSpec
 from beprepared_dagster.export.entries import Entry, plan_entries
 from beprepared_dagster.export.folder import original_files
@@ -98,7 +98,7 @@ def unchanged_export(target: Path, inputs: str, node: Any) -> ExportReport | Non
     state = read_state(target)
     if state.get("inputs") != inputs or not isinstance(state.get("summary"), dict):
         return None
-    manifest, stats = read_manifest(target) or {}, read_file_stats(target)
+    manifest, stats = read_manifest(target) or {}, file_stats(state)
     if not manifest or not all(unchanged_file(target / name, stats.get(name)) for name in manifest):
         return None
     summary = state["summary"]

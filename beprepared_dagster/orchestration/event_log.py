@@ -40,6 +40,7 @@ Relies on Dagster internals pinned in pyproject.toml and checked by `test_event_
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -282,12 +283,11 @@ def _expand_planned(event: EventLogEntry, row: dict[str, Any]) -> list[dict[str,
     keys = list(planned.partitions_subset.get_partition_keys())
     dagster_event = event.get_dagster_event()
     one = planned._replace(partition=_PLACEHOLDER, partitions_subset=None)
-    template = serialize_value(event._replace(dagster_event=dagster_event._replace(event_specific_data=one)))
-    quoted = json.dumps(_PLACEHOLDER)[1:-1]
-    if template.count(quoted) != 1:  # the placeholder must stand for the partition only
+    text = serialize_value(event._replace(dagster_event=dagster_event._replace(event_specific_data=one)))
+    template = _fragments(text, [_PLACEHOLDER])
+    if template is None:  # the placeholder must stand for the partition only
         raise DagsterInvariantViolationError("planned event template: placeholder not unique")
-    head, tail = template.split(quoted)
-    return [{**row, "event": head + json.dumps(k)[1:-1] + tail, "partition": k} for k in keys]
+    return [{**row, "event": _fill(template, [k]), "partition": k} for k in keys]
 
 
 class _Serializer:
@@ -333,14 +333,9 @@ class _Serializer:
             template = self.templates[key] = _holes_template(materialization) or False
         if template is False:
             return serialize_value(materialization)
-        fragments, order = template
         values = [materialization.partition, *(v.text for v in materialization.metadata.values())]
         values += list((materialization.tags or {}).values())
-        out = [fragments[0]]
-        for position, fragment in zip(order, fragments[1:], strict=True):
-            out.append(json.dumps(values[position])[1:-1])
-            out.append(fragment)
-        return "".join(out)
+        return _fill(template, values)
 
 
 def _text_shape(materialization: Any) -> tuple | None:
@@ -380,16 +375,31 @@ def _holes_template(materialization: Any) -> tuple[list[str], list[int]] | None:
         if materialization.tags
         else materialization.tags,
     )
-    text = serialize_value(holed)
-    found = sorted((text.find(t), i) for i, t in enumerate(tokens))
-    if any(text.count(t) != 1 for t in tokens) or found[0][0] < 0:
+    return _fragments(serialize_value(holed), tokens)
+
+
+def _fragments(text: str, tokens: list[str]) -> tuple[list[str], list[int]] | None:
+    """`text` cut at each token (each must occur exactly once): (the pieces between, which token's value goes
+    after each piece), for `_fill`."""
+    if any(text.count(t) != 1 for t in tokens):
         return None
+    found = sorted((text.find(t), i) for i, t in enumerate(tokens))
     fragments, start = [], 0
     for position, i in found:
         fragments.append(text[start:position])
         start = position + len(tokens[i])
     fragments.append(text[start:])
     return fragments, [i for _, i in found]
+
+
+def _fill(template: tuple[list[str], list[int]], values: list[str]) -> str:
+    """The template's text with each token replaced by its value as a JSON string's contents."""
+    fragments, order = template
+    out = [fragments[0]]
+    for position, fragment in zip(order, fragments[1:], strict=True):
+        out.append(json.dumps(values[position])[1:-1])
+        out.append(fragment)
+    return "".join(out)
 
 
 def _template(event: EventLogEntry, row: dict[str, Any]) -> tuple | None:
@@ -400,7 +410,7 @@ def _template(event: EventLogEntry, row: dict[str, Any]) -> tuple | None:
     if text.count(body) != 1:
         return None
     head, rest = text.split(body)
-    if rest.count(stamp) != 1 or json.dumps(event.timestamp) != repr(event.timestamp):
+    if rest.count(stamp) != 1 or not math.isfinite(event.timestamp):
         return None
     middle, tail = rest.split(stamp)
     return event, head, middle + '"timestamp": ', tail, row
@@ -411,7 +421,8 @@ def _same_but_materialization(event: EventLogEntry, first: EventLogEntry) -> boo
     dagster_event = event.dagster_event
     data = dagster_event.event_specific_data
     first_data = first.dagster_event.event_specific_data
-    if type(data) is not type(first_data) or json.dumps(event.timestamp) != repr(event.timestamp):
+    # A finite float's JSON is its repr, which `row` writes into the template.
+    if type(data) is not type(first_data) or not math.isfinite(event.timestamp):
         return False
     same = data._replace(materialization=first_data.materialization)
     return (

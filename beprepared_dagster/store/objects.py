@@ -332,10 +332,6 @@ class ObjectStore:
             "stored objects are read-only with a fixed mtime; see beprepared_dagster.store.objects\n"
         )
 
-    def seal(self, object_id: str) -> Path:
-        """The stored file, checked, ready to be hard-linked into an export."""
-        return self.path(object_id)
-
 
 def _parse_ref(ref_file: str | Path) -> dict | None:
     try:
