@@ -52,6 +52,8 @@ def test_30_keyboard_comparisons_are_stored_once_and_materialized(tmp_path: Path
     keys = ["ArrowLeft", "ArrowRight", "a", "d", "ArrowDown", "s"] * 5  # 30 decisions, 10 of them ties
     shown, pairs = [], []
     for i, key in enumerate(keys):
+        # As a person would: judge the next pair once it is on screen (a loaded CI machine can be a pair behind).
+        page.wait_for_function("window.__bp.state().pair !== null", timeout=15000)
         pair = page.evaluate("window.__bp.state().pair")
         assert not pairs or set(pair) != set(pairs[-1]), "the same pair twice in a row"
         pairs.append(pair)
