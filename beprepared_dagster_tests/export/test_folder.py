@@ -482,3 +482,73 @@ def test_an_export_made_from_the_same_inputs_is_not_planned_again(objects, targe
     edited = Row(rows[0].image_id, rows[0].seq, KEPT, props={**rows[0].props, "caption": "new"})
     changed = export(target, [edited, *rows[1:]], objects)
     assert not changed.unchanged and changed.written >= 1
+
+
+# --- small updates in place --------------------------------------------------------------------------------
+
+
+def test_a_few_new_images_are_added_in_place_without_rebuilding_the_folder(objects, target, tmp_path):
+    rows = [image_row(objects, tmp_path, i, f"/p/{i}.jpg", caption=f"c{i}") for i in range(40)]
+    export(target, rows, objects)
+    before, folder = listing(target), target.stat().st_ino
+    new = image_row(objects, tmp_path, 99, "/p/new.jpg", caption="the new one")
+    report = export(target, rows + [new], objects)
+
+    after = listing(target)
+    stem = f"new.jpg_{new.props['objectid']}"
+    assert {f"{stem}.jpg", f"{stem}.txt", f"{stem}.json"} <= set(after) - set(before)
+    assert (target / f"{stem}.txt").read_text() == "the new one"
+    assert target.stat().st_ino == folder  # the same folder, not a rebuilt one
+    images = [n for n in before if n.endswith((".jpg", ".txt"))]
+    assert images and all(after[n][:2] == before[n][:2] for n in images)  # untouched, not re-linked
+    assert report.images == 41 and report.written < 10
+    manifest = json.loads((target / MANIFEST).read_text())
+    assert set(manifest["files"]) == set(after) - {MANIFEST}
+    assert leftovers(target.parent) == []
+    assert export(target, rows + [new], objects).unchanged
+
+
+def test_an_in_place_update_removes_dropped_images_and_stray_files(objects, target, tmp_path):
+    rows = [image_row(objects, tmp_path, i, f"/p/{i}.jpg", caption=f"c{i}") for i in range(40)]
+    export(target, rows, objects)
+    (target / "notes.txt").write_text("dropped in by hand")
+    dropped = f"1.jpg_{rows[1].props['objectid']}"
+    export(target, [r for i, r in enumerate(rows) if i != 1], objects)
+    names = set(listing(target))
+    assert "notes.txt" not in names and not any(n.startswith(dropped) for n in names)
+    assert set(json.loads((target / MANIFEST).read_text())["files"]) == names - {MANIFEST}
+
+
+def test_a_crash_between_renames_is_reconciled_by_the_next_export(objects, target, tmp_path, monkeypatch):
+    rows = [image_row(objects, tmp_path, i, f"/p/{i}.jpg", caption=f"c{i}") for i in range(40)]
+    export(target, rows, objects)
+    more = rows + [image_row(objects, tmp_path, 100 + i, f"/p/n{i}.jpg", caption=f"n{i}") for i in range(3)]
+    real_replace, calls = os.replace, []
+
+    def crashing_replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 4:
+            raise OSError(5, "Input/output error")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crashing_replace)
+    with pytest.raises(OSError):
+        export(target, more, objects)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert leftovers(target.parent) == []
+    report = export(target, more, objects)
+    assert report.images == 43
+    manifest = json.loads((target / MANIFEST).read_text())["files"]
+    assert set(manifest) == set(listing(target)) - {MANIFEST}
+    for name, sha in manifest.items():
+        assert hashlib.sha256((target / name).read_bytes()).hexdigest() == sha, name
+
+
+def test_a_change_to_most_files_rebuilds_the_folder_and_swaps_it_in(objects, target, tmp_path):
+    rows = [image_row(objects, tmp_path, i, f"/p/{i}.jpg", caption=f"c{i}") for i in range(80)]
+    export(target, rows, objects)
+    folder = target.stat().st_ino
+    recaptioned = [Row(r.image_id, r.seq, r.status, props={**r.props, "caption": "new"}) for r in rows]
+    export(target, recaptioned, objects)
+    assert target.stat().st_ino != folder  # a new folder swapped in at once
+    assert all(p.read_text() == "new" for p in target.glob("*.txt"))
