@@ -39,12 +39,17 @@ Relies on Dagster internals pinned in pyproject.toml and checked by `test_event_
 
 from __future__ import annotations
 
+import atexit
+import collections
 import json
 import math
 import os
 import sqlite3
+import sys
+import threading
+import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import sqlalchemy as db
@@ -92,6 +97,8 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     ) -> None:
         # Only positive answers are cached: a table never disappears, but a migration can add one.
         self._tables_seen: set[str] = set()
+        self._writer = _BackgroundWriter(self._store_now, self._store_one_by_one, self._close_kept)
+        self._kept: dict[str, Connection] = {}  # the background writer's open connections, by shard
         super().__init__(base_dir, inst_data=inst_data)
         if event_batch_size > 0:
             os.environ.setdefault(EVENT_BATCH_SIZE_ENV, str(event_batch_size))
@@ -127,23 +134,53 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         return True
 
     def store_event(self, event: EventLogEntry) -> None:
+        self._writer.flush()  # every batch handed over before this event is stored before it
         # Without batching (DAGSTER_EVENT_BATCH_SIZE=0) a planned event over a subset still gets its rows.
         if _subset_planned(event) is not None:
-            self.store_event_batch([event])
+            self._store_now([event])
             return
         super().store_event(event)
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        """Store a batch of one run's asset events in one transaction on the run's shard and one on the index.
+        """Store a batch of one run's asset events in one transaction on the run's shard and one on the index,
+        on a background thread: the run goes on making its next events while SQLite writes (its C code lets go
+        of the GIL). Every read, every other write and `dispose` first waits for the batches handed over, so
+        nothing in this process ever reads an event log without them.
 
-        A batch with any other kind of event, or events of several runs, is stored by Dagster's per-event
-        path. On any error both transactions roll back and the error propagates, so Dagster's fallback
-        (storing the batch event by event) starts from a clean slate.
+        A batch with any other kind of event, or events of several runs, is stored at once by Dagster's
+        per-event path. A batch that fails on the background thread is stored event by event, as Dagster's
+        own fallback would, at the next flush; an error there propagates to that caller.
         """
         subset = any(_subset_planned(e) is not None for e in events)
         if not events or (len(events) < 2 and not subset) or not _bulk_writable(events):
+            self._writer.flush()
             super().store_event_batch(events)
             return
+        self._writer.submit(list(events))  # Dagster reuses nothing of it, but the list is ours from here
+
+    def flush(self) -> None:
+        """Wait until every batch handed to `store_event_batch` is stored (or stored by the fallback)."""
+        self._writer.flush()
+
+    def _connect(self, shard: str) -> Any:
+        # Every read and every per-event write of SqliteEventLogStorage opens its connection here.
+        self._writer.flush()
+        return super()._connect(shard)
+
+    def dispose(self) -> None:
+        self._writer.stop()
+        super().dispose()
+
+    def _store_one_by_one(self, events: Sequence[EventLogEntry]) -> None:
+        for event in events:
+            if _subset_planned(event) is not None:
+                self._store_now([event])
+            else:
+                super().store_event(event)
+
+    def _store_now(self, events: Sequence[EventLogEntry]) -> None:
+        """The batch write itself. On any error both transactions roll back and the error propagates, so
+        the fallback (event by event) starts from a clean slate."""
         rows = _Serializer(self).rows(events)  # serialized once, written to both files
         index_rows, index_events = [], []
         for event, row in zip(events, rows, strict=True):
@@ -151,7 +188,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             index_rows.extend(expanded or [row])
             index_events.extend([event] * len(expanded or [row]))
         with self._batch_connections(events[0].run_id) as (index, shard):
-            shard.execute(SqlEventLogStorageTable.insert(), rows)
+            _insert_rows(shard, rows)
             event_ids = _insert_returning_ids(index, index_rows)
             self._store_tags(index, index_events, event_ids)
             self._store_asset_records(index, index_events, event_ids)
@@ -215,19 +252,53 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         commits is an I/O error. The run shard commits first: should the index commit then fail, Dagster's
         fallback would duplicate events in the run's log, never materializations in the asset index.
         Locks are always taken index first, so two batching processes cannot deadlock; Dagster's own
-        writers never hold both."""
+        writers never hold both.
+
+        The background writer keeps its two connections open between batches (closed when it goes idle):
+        closing the last connection to a WAL database checkpoints it, which cost more than the insert."""
+        keep = self._writer.is_current()
         with self._db_lock:
-            engines = [self._engine(INDEX_SHARD_NAME), self._engine(run_id)]
+            conns: list[Connection] = []
             try:
-                with engines[0].connect() as index, engines[1].connect() as shard:
-                    index.exec_driver_sql("BEGIN IMMEDIATE")
-                    shard.exec_driver_sql("BEGIN IMMEDIATE")
-                    yield index, shard
-                    shard.commit()
-                    index.commit()
+                conns = [self._connection(INDEX_SHARD_NAME, keep), self._connection(run_id, keep)]
+                index, shard = conns
+                index.exec_driver_sql("BEGIN IMMEDIATE")
+                shard.exec_driver_sql("BEGIN IMMEDIATE")
+                yield index, shard
+                shard.commit()
+                index.commit()
+            except BaseException:
+                for conn in conns:
+                    with suppress(Exception):
+                        conn.rollback()
+                if keep:
+                    self._close_kept()  # never reuse a connection that failed
+                raise
             finally:
-                for engine in engines:
-                    engine.dispose()
+                if not keep:
+                    for conn in conns:
+                        conn.close()
+                        conn.engine.dispose()
+                else:
+                    for other in set(self._kept) - {INDEX_SHARD_NAME, run_id}:  # an earlier run's shard
+                        self._close_kept(other)
+
+    def _connection(self, shard: str, keep: bool) -> Connection:
+        if keep and shard in self._kept:
+            return self._kept[shard]
+        conn = self._engine(shard).connect()
+        if keep:
+            self._kept[shard] = conn
+        return conn
+
+    def _close_kept(self, shard: str | None = None) -> None:
+        """Close the background writer's open connections (one shard's, or all); on its own thread."""
+        for name in [shard] if shard is not None else list(self._kept):
+            conn = self._kept.pop(name, None)
+            if conn is not None:
+                with suppress(Exception):
+                    conn.close()
+                conn.engine.dispose()
 
     def _engine(self, shard: str) -> Engine:
         # As SqliteEventLogStorage._connect does (NullPool, busy timeout, schema on a shard's first use).
@@ -240,6 +311,87 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             self._initdb(engine)
             self._initialized_dbs.add(shard)
         return engine
+
+
+_WRITERS: weakref.WeakSet[_BackgroundWriter] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all() -> None:
+    """A script ending right after a run still stores what its event log was handed."""
+    for writer in list(_WRITERS):
+        writer.stop()
+
+
+class _BackgroundWriter:
+    """One thread storing handed-over batches in order; `flush` waits for them (from any other thread).
+    The thread ends after a few idle seconds (or at `stop`), calling `on_idle` on its way out."""
+
+    IDLE_SECONDS = 5.0
+
+    def __init__(self, store: Any, fallback: Any, on_idle: Any) -> None:
+        self._store, self._fallback, self._on_idle = store, fallback, on_idle
+        self._cond = threading.Condition()
+        self._pending: collections.deque[list[EventLogEntry]] = collections.deque()
+        self._failed: list[tuple[list[EventLogEntry], BaseException]] = []
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        _WRITERS.add(self)
+
+    def is_current(self) -> bool:
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def submit(self, events: list[EventLogEntry]) -> None:
+        with self._cond:
+            self._pending.append(events)
+            if self._thread is None:
+                self._stopping = False
+                self._thread = threading.Thread(target=self._loop, name="event-log-writer", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def flush(self) -> None:
+        if self.is_current():
+            return
+        with self._cond:
+            while self._pending:
+                self._cond.wait()
+            failed, self._failed = self._failed, []
+        for events, exc in failed:
+            sys.stderr.write(  # Dagster's own words for its fallback
+                f"Exception while storing event batch: {exc}\n"
+                "Falling back to storing multiple single-event storage requests...\n"
+            )
+            self._fallback(events)
+
+    def stop(self) -> None:
+        """Flush, then let the thread close its connections and end."""
+        self.flush()
+        with self._cond:
+            thread, self._stopping = self._thread, True
+            self._cond.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending or self._stopping, timeout=self.IDLE_SECONDS)
+                if not self._pending:  # idle or stopping: close up; the next submit starts a new thread
+                    with suppress(Exception):
+                        self._on_idle()  # before a new thread can exist: connections stay with theirs
+                    self._thread = None
+                    return
+                events = self._pending[0]
+            try:
+                self._store(events)
+            except Exception as exc:  # stored by the fallback at the next flush, as Dagster would
+                with self._cond:
+                    self._failed.append((events, exc))
+            finally:
+                with self._cond:
+                    self._pending.popleft()
+                    self._cond.notify_all()
 
 
 # SQLite's default 4 KiB pages hold one ~2.2 KB materialization row each (two do not fit), wasting ~45% of
@@ -442,13 +594,51 @@ def _insert_returning_ids(conn: Connection, rows: list[dict[str, Any]]) -> list[
     clause would cost one statement per row instead."""
     table = SqlEventLogStorageTable
     before = conn.execute(db.select(db.func.max(table.c.id))).scalar() or 0
-    conn.execute(table.insert(), rows)
+    _insert_rows(conn, rows)
     after = conn.execute(db.select(db.func.max(table.c.id))).scalar() or 0
     if after - before != len(rows):
         raise DagsterInvariantViolationError(
             f"event_logs ids of a batch of {len(rows)} are not consecutive ({before} -> {after})"
         )
     return list(range(before + 1, after + 1))
+
+
+_EVENT_COLUMNS = ("run_id", "event", "dagster_event_type", "timestamp", "step_key", "asset_key", "partition")
+_INSERT_EVENTS = (
+    f"INSERT INTO {SqlEventLogStorageTable.name} ({', '.join(_EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})"
+)
+
+
+def _insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """`event_logs` rows in one executemany on the driver, with the text SQLAlchemy's SQLite TIMESTAMP type
+    stores (`_sqlite_timestamp`): the same rows as `conn.execute(SqlEventLogStorageTable.insert(), rows)`
+    without compiling parameters row by row (checked byte for byte against Dagster's own writes)."""
+    conn.exec_driver_sql(
+        _INSERT_EVENTS,
+        [
+            (
+                r["run_id"],
+                r["event"],
+                r["dagster_event_type"],
+                _sqlite_timestamp(r["timestamp"]),
+                r["step_key"],
+                r["asset_key"],
+                r["partition"],
+            )
+            for r in rows
+        ],
+    )
+
+
+def _sqlite_timestamp(value: Any) -> Any:
+    """SQLAlchemy's SQLite DATETIME storage format, "%Y-%m-%d %H:%M:%S.%f" (a naive UTC datetime here)."""
+    if value is None or isinstance(value, str):
+        return value
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+    )
 
 
 def _bulk_writable(events: Sequence[EventLogEntry]) -> bool:

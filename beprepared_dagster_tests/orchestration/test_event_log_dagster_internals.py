@@ -166,6 +166,7 @@ def test_store_event_batch_writes_exactly_what_dagsters_store_event_writes(tmp_p
     ours = BatchedSqliteEventLogStorage(str(tmp_path / "ours"), event_batch_size=0)
     for start in range(0, len(events), 37):  # several batches, split mid-asset
         ours.store_event_batch(events[start : start + 37])
+    ours.flush()  # batches are written on a background thread
     run_id = events[0].run_id
     for name in ("index.db", f"{run_id}.db"):
         expected, got = _dump(tmp_path / "upstream" / name), _dump(tmp_path / "ours" / name)
@@ -178,6 +179,7 @@ def test_store_event_batch_writes_exactly_what_dagsters_store_event_writes(tmp_p
 def test_a_batch_is_one_transaction_per_file(tmp_path, events):
     storage = BatchedSqliteEventLogStorage(str(tmp_path / "ours"), event_batch_size=0)
     storage.store_event_batch(events)  # first use: schema checks, shard creation, table probes
+    storage.flush()
     counts = {"connect": 0, "commit": 0}
 
     def on(name):
@@ -191,11 +193,67 @@ def test_a_batch_is_one_transaction_per_file(tmp_path, events):
         sa_event.listen(Engine, name, fn)
     try:
         storage.store_event_batch(events)
+        storage.flush()
     finally:
         for name, fn in listeners:
             sa_event.remove(Engine, name, fn)
     assert len(events) > 150
-    assert counts == {"connect": 2, "commit": 2}, (
+    # The background writer keeps its two connections open between batches: at most two new ones.
+    assert counts["commit"] == 2 and counts["connect"] <= 2, (
         f"storing {len(events)} events took {counts}: the bulk path was not taken. {RE_VERIFY}"
     )
     assert DagsterEventType.ASSET_MATERIALIZATION.value in {e.dagster_event_type for e in events}
+
+
+# --- the background writer --------------------------------------------------------------------------------
+
+
+def _slow_writes(monkeypatch, seconds: float) -> None:
+    """Make every batch write take `seconds` longer, so a read that does not wait for it would miss it."""
+    import time
+
+    original = BatchedSqliteEventLogStorage._store_now
+
+    def slow(self, events):
+        time.sleep(seconds)
+        original(self, events)
+
+    monkeypatch.setattr(BatchedSqliteEventLogStorage, "_store_now", slow)
+
+
+def test_every_read_sees_the_batches_handed_to_the_background_writer(tmp_path, events, monkeypatch):
+    _slow_writes(monkeypatch, 0.3)
+    storage = BatchedSqliteEventLogStorage(str(tmp_path), event_batch_size=0)
+    storage.store_event_batch(events[:60])
+    storage.store_event_batch(events[60:])
+    # No flush: the read itself must wait for both batches.
+    records = storage.get_records_for_run(events[0].run_id, limit=10_000).records
+    assert len(records) == len(events)
+    assert [r.storage_id for r in records] == sorted(r.storage_id for r in records)
+
+
+def test_a_script_ending_right_after_a_batch_still_stores_it(tmp_path, events):
+    """Handed to the writer thread and then the interpreter exits: the batch is written before it does."""
+    import subprocess
+    import sys
+
+    from dagster_shared.serdes import serialize_value
+
+    (tmp_path / "events.json").write_text(serialize_value(events))
+    script = tmp_path / "writer.py"
+    script.write_text(
+        "import sys, time\n"
+        "from dagster_shared.serdes import deserialize_value\n"
+        "from beprepared_dagster.orchestration.event_log import BatchedSqliteEventLogStorage\n"
+        "original = BatchedSqliteEventLogStorage._store_now\n"
+        "def slow(self, events):\n"
+        "    time.sleep(0.5)\n"
+        "    original(self, events)\n"
+        "BatchedSqliteEventLogStorage._store_now = slow\n"
+        "storage = BatchedSqliteEventLogStorage(sys.argv[1], event_batch_size=0)\n"
+        "storage.store_event_batch(deserialize_value(open(sys.argv[2]).read()))\n"
+    )
+    subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "runs"), str(tmp_path / "events.json")], check=True
+    )
+    assert len(_dump(tmp_path / "runs" / "index.db")["event_logs"]) == len(events)
