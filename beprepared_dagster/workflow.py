@@ -249,6 +249,11 @@ class Workflow:
         loader = _LOADER.get()
         if loader is not None:
             return None  # `dagster dev` is loading this file: define, don't run.
+        from beprepared_dagster.orchestration.discovery import PreScan  # Dagster-free
+        from beprepared_dagster.store.workspace import WorkspaceStore
+
+        # New files are hashed while Dagster is imported and the instance opened (discovery needs both).
+        kwargs.setdefault("prescan", PreScan(WorkspaceStore(self.workspace_dir), self))
         from beprepared_dagster.orchestration.runner import run_workflow  # lazy: keeps the DSL Dagster-free
 
         return run_workflow(self, **kwargs)

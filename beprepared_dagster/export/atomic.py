@@ -234,9 +234,9 @@ def _place_all(
     system calls, which release the GIL), then the further names of an image (links to its first)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    for folder in sorted({(staging / item.name).parent for item in planned}):
-        folder.mkdir(parents=True, exist_ok=True)
-    placed: dict[str, Path] = {}
+    for folder in sorted({os.path.dirname(item.name) for item in planned} - {""}):
+        (staging / folder).mkdir(parents=True, exist_ok=True)
+    placed: dict[str, str] = {}
     first, later, seen = [], [], set()
     for item in planned:
         if item.object_id is None or item.object_id not in seen:
@@ -262,11 +262,11 @@ def _place(
     old: dict[str, str],
     stats: dict[str, list[int]],
     objects: Any,
-    placed: dict[str, Path],
+    placed: dict[str, str],
 ) -> str:
     """Put one file in the staging folder (its folder exists); "linked" when reused from the last export."""
-    dest = staging / item.name
-    previous = target / item.name
+    dest = f"{staging}/{item.name}"  # strings: thousands per export
+    previous = f"{target}/{item.name}"
     if old.get(item.name) == item.sha256 and unchanged_file(previous, stats.get(item.name)):
         try:
             os.link(previous, dest)  # our own previous export: unchanged, not rewritten
@@ -280,7 +280,13 @@ def _place(
         place_object(objects, item.object_id, dest)
         placed[item.object_id] = dest
     else:
-        dest.write_text(item.text or "", encoding="utf-8")
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # os-level: thousands per export
+        try:
+            data = memoryview((item.text or "").encode("utf-8"))
+            while data:
+                data = data[os.write(fd, data) :]
+        finally:
+            os.close(fd)
     return "written"
 
 
@@ -306,7 +312,7 @@ def read_state(target: Path) -> dict[str, Any]:
     return state if isinstance(state, dict) else {}
 
 
-def unchanged_file(path: Path, stat: list[int] | None) -> bool:
+def unchanged_file(path: str | Path, stat: list[int] | None) -> bool:
     """Whether an export file is as we wrote it: the size and mtime the manifest recorded (a manifest from
     before they were recorded only proves the file exists)."""
     try:
@@ -316,7 +322,7 @@ def unchanged_file(path: Path, stat: list[int] | None) -> bool:
     return stat is None or [st.st_size, st.st_mtime_ns] == list(stat)
 
 
-def place_object(objects: Any, object_id: str, dest: Path) -> None:
+def place_object(objects: Any, object_id: str, dest: str | Path) -> None:
     """Put an object's bytes at `dest`: a hard link to the store's own read-only file, else a reflink or a
     copy of the user's source file (checked before and after the copy; never a link to it)."""
     stored = objects.stored_path(object_id)

@@ -92,27 +92,34 @@ class ScanResult:
     hashed: int = 0
 
 
+# path → (size, mtime_ns, sha256, error) of files hashed ahead of a scan (`prehash`)
+Hashed = dict[str, tuple[int, int, str | None, str | None]]
+
+
 def scan_folder(
-    root: Path, index: dict[str, FileEntry], log: Callable[[str], None] | None = None, threads: int = 4
+    root: Path,
+    index: dict[str, FileEntry],
+    log: Callable[[str], None] | None = None,
+    threads: int = 4,
+    known: Hashed | None = None,
 ) -> ScanResult:
-    """Walk `root`, compare with the previous `index`, hash new or changed files in parallel."""
+    """Walk `root`, compare with the previous `index`, hash new or changed files in parallel (a file in
+    `known` with the size and mtime it has now is not hashed again)."""
     result = ScanResult()
-    seen: dict[str, os.stat_result] = {}
-    for path, stat_or_error in _walk(root):
-        if isinstance(stat_or_error, str):
-            result.problems.append((path, stat_or_error))
-            continue
-        seen[path] = stat_or_error
+    seen = _candidates(root, result.problems)
     result.files = len(seen)
-    todo = []
-    for path, st in sorted(seen.items()):
-        old = index.get(path)
-        if old and old.sha256 and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
-            continue
-        todo.append((path, st))
+    todo = _to_hash(seen, index)
+    known = known or {}
+
+    def digest_of(path: str, st: os.stat_result) -> tuple[str | None, str | None]:
+        ahead = known.get(path)
+        if ahead is not None and ahead[:2] == (st.st_size, st.st_mtime_ns):
+            return ahead[2], ahead[3]
+        return _hash_or_error(path)
+
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for (path, st), (digest, error) in zip(
-            todo, pool.map(_hash_or_error, [p for p, _ in todo]), strict=True
+            todo, pool.map(lambda item: digest_of(*item), todo), strict=True
         ):
             entry = FileEntry(path, st.st_size, st.st_mtime_ns, digest, error)
             old = index.get(path)
@@ -137,6 +144,39 @@ def scan_folder(
     if log:
         _log_scan(root, index, result, log)
     return result
+
+
+def prehash(root: Path, index: dict[str, FileEntry], threads: int = 4) -> Hashed:
+    """Hash what a scan of `root` would hash (files `index` does not know at their size and mtime), so a
+    later `scan_folder(..., known=...)` finds them done: started while the orchestration is still loading."""
+    seen = _candidates(root, [])
+    todo = _to_hash(seen, index)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        digests = pool.map(_hash_or_error, [p for p, _ in todo])
+        return {p: (st.st_size, st.st_mtime_ns, *d) for (p, st), d in zip(todo, digests, strict=True)}
+
+
+def _candidates(root: Path, problems: list[tuple[str, str]]) -> dict[str, os.stat_result]:
+    seen: dict[str, os.stat_result] = {}
+    for path, stat_or_error in _walk(root):
+        if isinstance(stat_or_error, str):
+            problems.append((path, stat_or_error))
+        else:
+            seen[path] = stat_or_error
+    return seen
+
+
+def _to_hash(
+    seen: dict[str, os.stat_result], index: dict[str, FileEntry]
+) -> list[tuple[str, os.stat_result]]:
+    """The files whose hash the index does not hold at their current size and mtime, in path order."""
+    todo = []
+    for path, st in sorted(seen.items()):
+        old = index.get(path)
+        if old and old.sha256 and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+            continue
+        todo.append((path, st))
+    return todo
 
 
 def _log_scan(

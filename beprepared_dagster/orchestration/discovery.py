@@ -3,10 +3,12 @@ are not partitions yet, in discovery order (so one tick's new images form one co
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from beprepared_dagster.nodes.load import Load, scan_folder
+from beprepared_dagster.errors import StoreError
+from beprepared_dagster.nodes.load import Hashed, Load, prehash, scan_folder
 from beprepared_dagster.store import files
 from beprepared_dagster.store.workspace import WorkspaceStore
 from beprepared_dagster.workflow import Workflow
@@ -24,15 +26,18 @@ def load_nodes(workflow: Workflow) -> list[Load]:
     return [s.node for s in workflow.stages if isinstance(s.node, Load)]
 
 
-def discover(store: WorkspaceStore, workflow: Workflow, existing: set[str], log: Any) -> Discovery:
+def discover(
+    store: WorkspaceStore, workflow: Workflow, existing: set[str], log: Any, prescan: PreScan | None = None
+) -> Discovery:
     result = Discovery()
+    known = prescan.result() if prescan is not None else {}
     ordered: dict[str, None] = {}
     for node in load_nodes(workflow):
         node.check_folder()
         root = str(node.dir)
         with store.db.connect() as conn:
             index = files.read_index(conn, root)
-        scan = scan_folder(node.dir, index, log=log.warning)
+        scan = scan_folder(node.dir, index, log=log.warning, known=known.get(root))
         with store.db.connect() as conn:
             files.replace_index(conn, root, scan.changed, scan.removed)
         result.files += scan.files
@@ -43,3 +48,34 @@ def discover(store: WorkspaceStore, workflow: Workflow, existing: set[str], log:
                 ordered.setdefault(key, None)
     result.new_keys = list(ordered)
     return result
+
+
+class PreScan:
+    """Hash a workflow's new files on a background thread while the orchestration loads (importing Dagster
+    and opening the instance take about as long as hashing a few thousand photos). Only a hint: `discover`
+    still walks every folder under the workspace lock and uses a hash only for a file whose size and mtime
+    are unchanged. Gives up quietly (no hints) when the workspace database is busy."""
+
+    def __init__(self, store: WorkspaceStore, workflow: Workflow) -> None:
+        self._hashed: dict[str, Hashed] = {}
+        self._thread = threading.Thread(
+            target=self._run, args=(store, load_nodes(workflow)), name="prescan", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, store: WorkspaceStore, nodes: list[Load]) -> None:
+        try:
+            if not store.db.path.exists():
+                indexes: dict[str, dict] = {str(n.dir): {} for n in nodes}
+            else:
+                with store.db.connect(lock_timeout=0) as conn:
+                    indexes = {str(n.dir): files.read_index(conn, str(n.dir)) for n in nodes}
+            for node in nodes:
+                if node.dir.is_dir():
+                    self._hashed[str(node.dir)] = prehash(node.dir, indexes[str(node.dir)])
+        except (StoreError, OSError):
+            self._hashed.clear()
+
+    def result(self) -> dict[str, Hashed]:
+        self._thread.join()
+        return self._hashed

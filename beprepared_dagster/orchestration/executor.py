@@ -33,6 +33,9 @@ from beprepared_dagster.store.workspace import WorkspaceStore
 from beprepared_dagster.workflow import Stage, Workflow
 
 PREVIEW_SIZE = 6
+READ_WINDOW = 8192  # images whose inputs one connection reads
+WRITE_EVERY = 1.0  # seconds of work kept in memory at most before it is stored
+SLOW_BATCH = 0.2  # a batch that took this long is stored at once (Ctrl-C keeps it)
 
 
 class UpstreamMissing(BeprepareError):
@@ -167,13 +170,18 @@ class StageExecutor:
     # --- per-image nodes ---------------------------------------------------------------------------------
 
     def _run_images(self, stage: Stage, keys: list[str], report: StageReport) -> None:
+        """Per-image nodes: inputs read (and the cache consulted) a window of up to READ_WINDOW images per
+        connection, `node.batch_size` images handed to `process` at once, results stored after any batch
+        that took SLOW_BATCH seconds or more, else at least every WRITE_EVERY seconds and at the end of each
+        window. A cheap node (a filter) thus costs one read and one write per window instead of a pair per
+        batch; a slow one (a conversion) still stores every batch, so Ctrl-C keeps what was done."""
         node: ImageNode = stage.node  # type: ignore[assignment]
         upstream = stage.inputs[0].name
         progress = self.progress(stage, len(keys))
-        for chunk in chunks(keys, max(node.batch_size, 1)):
+        for window in chunks(keys, max(READ_WINDOW, node.batch_size, 1)):
             with self.store.db.connect() as conn:
-                inputs = stages.read_rows(conn, self.workflow.name, upstream, chunk)
-                self._check_complete(stage, upstream, chunk, inputs)
+                inputs = stages.read_rows(conn, self.workflow.name, upstream, window)
+                self._check_complete(stage, upstream, window, inputs)
                 digests = {
                     (r.image_id, r.seq): input_digest(node, r.props)
                     for rows in inputs.values()
@@ -181,20 +189,38 @@ class StageExecutor:
                     if r.status == KEPT
                 }
                 cached = cache.lookup(conn, stage.fingerprint, sorted(set(digests.values())))
-            todo = {d: rk for rk, d in digests.items() if d not in cached}
             report.cache_hits += sum(1 for d in digests.values() if d in cached)
             report.fresh_images += sum(1 for d in digests.values() if d not in cached)
-            fresh = self._compute(stage, node, {d: inputs[rk[0]][rk[1]] for d, rk in todo.items()}, report)
-            outcomes = {**{d: Outcome.from_json(v) for d, v in cached.items()}, **fresh}
-            rows = []
-            for image_id in chunk:
-                for row in inputs[image_id]:
-                    outcome = outcomes.get(digests.get((image_id, row.seq), ""))
-                    rows.append(self._apply(stage, row, outcome))
-            self._write(
-                stage, rows, report, cache_values={d: o.to_json() for d, o in fresh.items() if o is not None}
-            )
-            progress.advance(len(chunk))
+            rows: list[Row] = []
+            fresh_values: dict[str, Any] = {}
+            images, written_at = 0, time.monotonic()
+            for chunk in chunks(window, max(node.batch_size, 1)):
+                batch_started = time.monotonic()
+                mine = [
+                    ((i, r.seq), digests[(i, r.seq)])
+                    for i in chunk
+                    for r in inputs[i]
+                    if (i, r.seq) in digests
+                ]
+                todo = {d: rk for rk, d in mine if d not in cached}
+                fresh = self._compute(
+                    stage, node, {d: inputs[rk[0]][rk[1]] for d, rk in todo.items()}, report
+                )
+                outcomes = {**{d: Outcome.from_json(cached[d]) for _, d in mine if d in cached}, **fresh}
+                for image_id in chunk:
+                    for row in inputs[image_id]:
+                        outcome = outcomes.get(digests.get((image_id, row.seq), ""))
+                        rows.append(self._apply(stage, row, outcome))
+                fresh_values.update({d: o.to_json() for d, o in fresh.items() if o is not None})
+                images += len(chunk)
+                now = time.monotonic()
+                if now - batch_started >= SLOW_BATCH or now - written_at >= WRITE_EVERY:
+                    self._write(stage, rows, report, cache_values=fresh_values)
+                    progress.advance(images)
+                    rows, fresh_values, images, written_at = [], {}, 0, time.monotonic()
+            if images:
+                self._write(stage, rows, report, cache_values=fresh_values)
+                progress.advance(images)
         progress.finish()
 
     def _compute(

@@ -25,7 +25,7 @@ from beprepared_dagster.nodes.base import SinkNode
 from beprepared_dagster.orchestration import inprocess
 from beprepared_dagster.orchestration.assets import asset_key
 from beprepared_dagster.orchestration.defs import build_definitions
-from beprepared_dagster.orchestration.discovery import discover, load_nodes
+from beprepared_dagster.orchestration.discovery import PreScan, discover, load_nodes
 from beprepared_dagster.orchestration.partitions import partitions_name, range_tags
 from beprepared_dagster.orchestration.planning import PlannedRun, plan
 from beprepared_dagster.orchestration.writer import listening, waiting_message
@@ -69,22 +69,24 @@ def run_workflow(
     log_level: str | None = None,
     progress: Progress | None = None,
     poll_seconds: float = 2.0,
+    prescan: PreScan | None = None,
 ) -> RunSummary:
     """Discover new images, materialize every stale stage range, wait for labels at human stages (or stop
     there when `wait` is False), then Save. Raises RunFailed on failure, Stopped on Ctrl-C.
 
     `progress(done, total, label)` counts images of the stage at work (label: its name and the run's place).
     `log_level` is the threshold of Dagster's lines on the console (default INFO; ERROR from a script).
+    `prescan`: new files already being hashed (`discovery.PreScan`), used as hints by discovery.
 
     Called from a script's top level (`python flow.py`), the run behaves like `beprepared run`: a progress
     bar, the labeling tabs, a summary, and a failure or Ctrl-C ends the script with one line (exit status 1
     or 130)."""
     if progress is None and console.called_as_script():
         with console.script_session(workflow.name) as bar:
-            summary = _Run(workflow, log_level or "ERROR", bar.update, poll_seconds).run(save, wait)
+            summary = _Run(workflow, log_level or "ERROR", bar.update, poll_seconds, prescan).run(save, wait)
         console.print_summary(workflow, summary)
         return summary
-    return _Run(workflow, log_level or "INFO", progress, poll_seconds).run(save, wait)
+    return _Run(workflow, log_level or "INFO", progress, poll_seconds, prescan).run(save, wait)
 
 
 def check_load_folders(workflow: Workflow) -> None:
@@ -99,8 +101,16 @@ def check_load_folders(workflow: Workflow) -> None:
 class _Run:
     """One headless run of a workflow: its store, instance, progress and summary."""
 
-    def __init__(self, workflow: Workflow, log_level: str, progress: Progress | None, poll: float) -> None:
+    def __init__(
+        self,
+        workflow: Workflow,
+        log_level: str,
+        progress: Progress | None,
+        poll: float,
+        prescan: PreScan | None = None,
+    ) -> None:
         self.workflow, self.log_level, self.progress, self.poll = workflow, log_level, progress, poll
+        self.prescan = prescan
         self.summary = RunSummary(workflow.name)
         self.store = WorkspaceStore(workflow.workspace_dir)
         self.label = ""
@@ -182,7 +192,9 @@ class _Run:
     def _discover(self) -> list[str]:
         workflow, name = self.workflow, partitions_name(self.workflow)
         try:
-            found = discover(self.store, workflow, set(self.instance.get_dynamic_partitions(name)), log)
+            existing = set(self.instance.get_dynamic_partitions(name))
+            found = discover(self.store, workflow, existing, log, self.prescan)
+            self.prescan = None  # hints for this discovery only
         except OSError as exc:
             raise RunFailed(f"workflow {workflow.name!r}: {exc}") from exc
         if found.new_keys:

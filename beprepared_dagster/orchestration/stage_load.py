@@ -4,19 +4,21 @@ Discovery (nodes/load.py `scan_folder`) already hashed every file and recorded t
 Here each image becomes an object the way the workflow's storage mode says (`store.objects.add_source`: a
 reference checked on every read, a copy-on-write clone, or a private copy) and is probed from its header and
 its end (`imaging.probe_file`); probes are cached per object id, shared by every workflow. Both run on a
-thread pool (file reads, hashing of clones and copies, and Pillow's decoders release the GIL), and each
-chunk's rows and probes are written in one transaction.
+thread pool (file reads, hashing of clones and copies, and Pillow's decoders release the GIL) that goes on
+while the results so far are stored, every second, in one transaction.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from beprepared_dagster.errors import BadImage
 from beprepared_dagster.nodes import imaging
 from beprepared_dagster.nodes.load import Load, probe_fingerprint
+from beprepared_dagster.orchestration.executor import READ_WINDOW, WRITE_EVERY
 from beprepared_dagster.store import cache, files, stages
 from beprepared_dagster.store.files import FileEntry
 from beprepared_dagster.store.objects import ChangedFile, ObjectChanged
@@ -25,8 +27,6 @@ from beprepared_dagster.store.stages import ABSENT, ERROR, KEPT, REJECTED, Row
 if TYPE_CHECKING:
     from beprepared_dagster.orchestration.executor import StageExecutor, StageReport
     from beprepared_dagster.workflow import Stage
-
-CHUNK = 512
 
 
 def workers() -> int:
@@ -46,37 +46,49 @@ def run_load(executor: StageExecutor, stage: Stage, keys: list[str], report: Sta
     mode = getattr(executor.workflow, "storage", "reference")
     how: dict[str, int] = {}
     progress = executor.progress(stage, len(keys))
+    rows: list[Row] = []
+    fresh: dict[str, Any] = {}
+    written_at = time.monotonic()
+
+    def store_rows() -> None:
+        nonlocal rows, fresh, written_at
+        report.computed += len(fresh)
+        report.fresh_images += len(fresh)
+        with store.db.connect() as conn:
+            cache.store(conn, fingerprint, fresh)
+            report.changed += stages.write_rows(
+                conn, executor.workflow.name, stage.name, stage.fingerprint, executor.run_id, rows
+            )
+        for row in rows:
+            report.add_row(row, stage.name)
+            if row.status == ERROR:
+                report.errors.append(row.image_id)
+        progress.advance(len(rows))
+        rows, fresh, written_at = [], {}, time.monotonic()
+
+    # The pool works through a whole window while this thread stores results every WRITE_EVERY seconds.
     with ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="load") as pool:
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start : start + CHUNK]
+        for start in range(0, len(keys), READ_WINDOW):
+            window = keys[start : start + READ_WINDOW]
             with store.db.connect() as conn:
-                entries = files.entries_for(conn, root, chunk)
-                cached = cache.lookup(conn, fingerprint, chunk)
-            report.cache_hits += sum(1 for k in chunk if k in cached and k in entries)
+                entries = files.entries_for(conn, root, window)
+                cached = cache.lookup(conn, fingerprint, window)
+            report.cache_hits += sum(1 for k in window if k in cached and k in entries)
 
             def one(key: str, entries=entries, cached=cached) -> tuple[Row, Any, str, list[str]]:
                 return _load_one(store, node, stage.name, key, entries.get(key, []), cached.get(key), mode)
 
-            rows, fresh = [], {}
-            for key, (row, probe, added, messages) in zip(chunk, pool.map(one, chunk), strict=True):
+            for key, (row, probe, added, messages) in zip(window, pool.map(one, window), strict=True):
                 for level, message in messages:
                     getattr(log, level)(message)
                 if probe is not None and key not in cached:
                     fresh[key] = probe
                 how[added] = how.get(added, 0) + 1
                 rows.append(row)
-            report.computed += len(fresh)
-            report.fresh_images += len(fresh)
-            with store.db.connect() as conn:
-                cache.store(conn, fingerprint, fresh)
-                report.changed += stages.write_rows(
-                    conn, executor.workflow.name, stage.name, stage.fingerprint, executor.run_id, rows
-                )
-            for row in rows:
-                report.add_row(row, stage.name)
-                if row.status == ERROR:
-                    report.errors.append(row.image_id)
-            progress.advance(len(chunk))
+                if time.monotonic() - written_at >= WRITE_EVERY:
+                    store_rows()
+            if rows:
+                store_rows()
     progress.finish()
     added = {k: n for k, n in how.items() if k not in ("", "stored")}
     if added:

@@ -38,12 +38,13 @@ class Database:
         self._lock = threading.Lock()
 
     @contextmanager
-    def connect(self) -> Iterator[Any]:
-        """Yield a connection inside a transaction; commit on success, roll back on error, always close."""
+    def connect(self, lock_timeout: float | None = None) -> Iterator[Any]:
+        """Yield a connection inside a transaction; commit on success, roll back on error, always close.
+        `lock_timeout`: how long to wait for another process's hold on the file (default: the database's)."""
         import duckdb
 
-        self._ensure_schema()
-        conn = self._open()
+        self._ensure_schema(lock_timeout)
+        conn = self._open(lock_timeout)
         try:
             conn.execute("BEGIN TRANSACTION")
             yield conn
@@ -55,10 +56,11 @@ class Database:
         finally:
             conn.close()
 
-    def _open(self) -> Any:
+    def _open(self, lock_timeout: float | None = None) -> Any:
         import duckdb
 
-        deadline = time.monotonic() + self.lock_timeout
+        timeout = self.lock_timeout if lock_timeout is None else lock_timeout
+        deadline = time.monotonic() + timeout
         delay = 0.02
         while True:
             try:
@@ -68,20 +70,20 @@ class Database:
                     raise StoreError(f"could not open {self.path}: {exc}") from exc
                 if time.monotonic() > deadline:
                     raise StoreError(
-                        f"could not open {self.path} within {self.lock_timeout:g}s: {exc}. Another process "
+                        f"could not open {self.path} within {timeout:g}s: {exc}. Another process "
                         f"holds the workspace database; set {LOCK_TIMEOUT_ENV} to wait longer."
                     ) from exc
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 1.0)
 
-    def _ensure_schema(self) -> None:
+    def _ensure_schema(self, lock_timeout: float | None = None) -> None:
         if self._migrated:
             return
         with self._lock:
             if self._migrated:
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = self._open()
+            conn = self._open(lock_timeout)
             try:
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS schema_migrations "

@@ -113,20 +113,41 @@ class ObjectStore:
     def open_checked(self, object_id: str) -> BinaryIO:
         """Open an object for reading; the open file itself is checked (size, mtime), so nothing can change
         between the check and the read that the check would not see."""
-        path = self.path(object_id)
-        f = open(path, "rb")  # noqa: SIM115 - returned to the caller
+        stored = self._stored_str(object_id)
         try:
-            st = os.fstat(f.fileno())
-            if path.name == object_id:
-                self._check_sealed(path, st)
-            else:
-                ref = self._read_ref(object_id)
-                if (st.st_size, st.st_mtime_ns) != (ref["size"], ref["mtime_ns"]):
-                    raise ObjectChanged(f"{path}: changed while it was being opened")
+            f = open(stored, "rb")  # noqa: SIM115 - returned to the caller
+        except FileNotFoundError:
+            return self._open_referenced(object_id)
+        try:
+            self._check_sealed(Path(stored), os.fstat(f.fileno()))
         except BaseException:
             f.close()
             raise
         return f
+
+    def _open_referenced(self, object_id: str) -> BinaryIO:
+        """Open a referenced source, checked against its reference (read once); a source whose size or mtime
+        differ takes `_referenced`'s path (re-hashed: the same bytes are served, others raise)."""
+        ref = self._read_ref(object_id)
+        for attempt in (1, 2):
+            try:
+                f = open(ref["path"], "rb")  # noqa: SIM115 - returned to the caller
+            except FileNotFoundError:
+                self._referenced(object_id)  # raises ObjectChanged naming the vanished source
+                raise
+            try:
+                st = os.fstat(f.fileno())
+                if (st.st_size, st.st_mtime_ns) == (ref["size"], ref["mtime_ns"]):
+                    return f
+                if attempt == 2:
+                    raise ObjectChanged(f"{ref['path']}: changed while it was being opened")
+            except BaseException:
+                f.close()
+                raise
+            f.close()
+            self._referenced(object_id)  # same bytes (touched, restored): the reference is updated
+            ref = self._read_ref(object_id)
+        raise AssertionError("unreachable")
 
     # --- writing ---------------------------------------------------------------------------------------
 
@@ -238,8 +259,11 @@ class ObjectStore:
         folder = os.path.dirname(final)
         os.makedirs(folder, exist_ok=True)
         tmp = f"{folder}/.{object_id}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with open(tmp, "w") as f:
-            f.write(json.dumps(ref, sort_keys=True))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # os-level: thousands per Load
+        try:
+            os.write(fd, json.dumps(ref, sort_keys=True).encode())
+        finally:
+            os.close(fd)
         os.replace(tmp, final)
 
     def _clone(self, source: str | os.PathLike, object_id: str, device: int) -> bool:
@@ -335,8 +359,11 @@ class ObjectStore:
 
 def _parse_ref(ref_file: str | Path) -> dict | None:
     try:
-        with open(ref_file) as f:
-            ref = json.loads(f.read())
+        fd = os.open(ref_file, os.O_RDONLY)  # os-level: read once per image by every export
+        try:
+            ref = json.loads(os.read(fd, 1 << 16))
+        finally:
+            os.close(fd)
     except (OSError, ValueError):
         return None
     if not (

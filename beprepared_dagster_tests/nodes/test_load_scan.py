@@ -340,3 +340,24 @@ def test_load_resolves_its_folder_and_checks_it(tmp_path: Path, monkeypatch: pyt
         Load("file.jpg").check_folder()
     with pytest.raises(WorkflowError, match="Load: dir must be a folder path"):
         Load("")
+
+
+def test_files_hashed_ahead_are_not_hashed_again_unless_they_changed(tmp_path, monkeypatch):
+    """`prehash` (run while Dagster loads) leaves hints; the scan uses a hint only for a file whose size and
+    mtime are those it was hashed at."""
+    from beprepared_dagster.nodes import load
+    from beprepared_dagster.nodes.load import prehash
+
+    a = make_image(tmp_path / "photos" / "a.jpg", 16, 12, seed=1)
+    b = make_image(tmp_path / "photos" / "b.jpg", 16, 12, seed=2)
+    known = prehash(tmp_path / "photos", {})
+    assert {p: v[2] for p, v in known.items()} == {str(a): sha(a), str(b): sha(b)}
+
+    make_image(b, 16, 12, seed=3)  # b changes after it was hashed ahead
+    os.utime(b, ns=(known[str(b)][1] + 10**9, known[str(b)][1] + 10**9))
+    hashed: list[str] = []
+    real = load._hash_or_error
+    monkeypatch.setattr(load, "_hash_or_error", lambda path: hashed.append(path) or real(path))
+    result = scan_folder(tmp_path / "photos", {}, known=known)
+    assert hashed == [str(b)]  # a's hint used; b's stale hint ignored
+    assert {e.path: e.sha256 for e in result.changed} == {str(a): sha(a), str(b): sha(b)}
