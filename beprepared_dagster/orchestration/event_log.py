@@ -50,6 +50,7 @@ import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as db
@@ -97,7 +98,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     ) -> None:
         # Only positive answers are cached: a table never disappears, but a migration can add one.
         self._tables_seen: set[str] = set()
-        self._writer = _BackgroundWriter(self._store_now, self._store_one_by_one, self._close_kept)
+        self._writer = _BackgroundWriter(self._store_item, self._store_one_by_one, self._close_kept)
         self._kept: dict[str, Connection] = {}  # the background writer's open connections, by shard
         super().__init__(base_dir, inst_data=inst_data)
         if event_batch_size > 0:
@@ -134,27 +135,40 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         return True
 
     def store_event(self, event: EventLogEntry) -> None:
-        self._writer.flush()  # every batch handed over before this event is stored before it
+        """One event, queued behind the batches handed over before it (so event ids keep their order) and
+        written by the same background thread; an error surfaces at the next read or `flush`."""
+        self._writer.submit(_One(event))
+
+    def _store_single(self, event: EventLogEntry) -> None:
         # Without batching (DAGSTER_EVENT_BATCH_SIZE=0) a planned event over a subset still gets its rows.
         if _subset_planned(event) is not None:
             self._store_now([event])
             return
         super().store_event(event)
 
+    # Dynamic partitions live in their own table, which queued events never touch: reading them need not wait.
+    def get_dynamic_partitions(self, partitions_def_name: str) -> Sequence[str]:
+        with self._writer.not_waiting():
+            return super().get_dynamic_partitions(partitions_def_name)
+
+    def has_dynamic_partition(self, partitions_def_name: str, partition_key: str) -> bool:
+        with self._writer.not_waiting():
+            return super().has_dynamic_partition(partitions_def_name, partition_key)
+
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Store a batch of one run's asset events in one transaction on the run's shard and one on the index,
         on a background thread: the run goes on making its next events while SQLite writes (its C code lets go
-        of the GIL). Every read, every other write and `dispose` first waits for the batches handed over, so
+        of the GIL). Single events queue behind it (`store_event`); every read and `dispose` first waits for
+        everything queued (reads of dynamic partitions excepted: queued events never touch them), so
         nothing in this process ever reads an event log without them.
 
-        A batch with any other kind of event, or events of several runs, is stored at once by Dagster's
-        per-event path. A batch that fails on the background thread is stored event by event, as Dagster's
-        own fallback would, at the next flush; an error there propagates to that caller.
+        A batch with any other kind of event, or events of several runs, is queued event by event for
+        Dagster's per-event path. A batch that fails on the background thread is stored event by event, as
+        Dagster's own fallback would, at the next flush; an error there propagates to that caller.
         """
         subset = any(_subset_planned(e) is not None for e in events)
         if not events or (len(events) < 2 and not subset) or not _bulk_writable(events):
-            self._writer.flush()
-            super().store_event_batch(events)
+            super().store_event_batch(events)  # Dagster's default: store_event for each, queued in order
             return
         self._writer.submit(list(events))  # Dagster reuses nothing of it, but the list is ours from here
 
@@ -163,7 +177,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         self._writer.flush()
 
     def _connect(self, shard: str) -> Any:
-        # Every read and every per-event write of SqliteEventLogStorage opens its connection here.
+        # Every read (and every write of Dagster's own path) of SqliteEventLogStorage connects here.
         self._writer.flush()
         return super()._connect(shard)
 
@@ -171,12 +185,15 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         self._writer.stop()
         super().dispose()
 
+    def _store_item(self, item: list[EventLogEntry] | _One) -> None:
+        if isinstance(item, _One):
+            self._store_single(item.event)
+        else:
+            self._store_now(item)
+
     def _store_one_by_one(self, events: Sequence[EventLogEntry]) -> None:
         for event in events:
-            if _subset_planned(event) is not None:
-                self._store_now([event])
-            else:
-                super().store_event(event)
+            self._store_single(event)
 
     def _store_now(self, events: Sequence[EventLogEntry]) -> None:
         """The batch write itself. On any error both transactions roll back and the error propagates, so
@@ -198,7 +215,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     ) -> None:
         """The asset_event_tags rows Dagster's `_store_asset_event_tags` writes (the tags it indexes: data
         versions), without its per-event property lookups."""
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         indexed: dict[frozenset, set[str]] = {}
         names: dict[Any, str] = {}
         for event, event_id in zip(events, event_ids, strict=True):
@@ -220,14 +237,12 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                 continue
             asset = dagster_event.asset_key
             name = names.get(asset) or names.setdefault(asset, asset.to_string())
-            stamp = self._event_insert_timestamp(event)
-            rows.extend(
-                {"event_id": event_id, "asset_key": name, "key": k, "value": v, "event_timestamp": stamp}
-                for k, v in tags.items()
-                if k in wanted
-            )
+            stamp = _sqlite_timestamp(self._event_insert_timestamp(event))
+            rows.extend((event_id, name, k, v, stamp) for k, v in tags.items() if k in wanted)
         if rows and self.has_table(AssetEventTagsTable.name):
-            conn.execute(AssetEventTagsTable.insert(), rows)
+            conn.exec_driver_sql(
+                _INSERT_TAGS, rows
+            )  # as AssetEventTagsTable.insert(), without per-row compiling
 
     def _store_asset_records(
         self, conn: Connection, events: Sequence[EventLogEntry], event_ids: Sequence[int]
@@ -323,6 +338,13 @@ def _flush_all() -> None:
         writer.stop()
 
 
+@dataclass(frozen=True)
+class _One:
+    """A single event in the writer's queue (a list is a batch)."""
+
+    event: EventLogEntry
+
+
 class _BackgroundWriter:
     """One thread storing handed-over batches in order; `flush` waits for them (from any other thread).
     The thread ends after a few idle seconds (or at `stop`), calling `on_idle` on its way out."""
@@ -332,16 +354,17 @@ class _BackgroundWriter:
     def __init__(self, store: Any, fallback: Any, on_idle: Any) -> None:
         self._store, self._fallback, self._on_idle = store, fallback, on_idle
         self._cond = threading.Condition()
-        self._pending: collections.deque[list[EventLogEntry]] = collections.deque()
-        self._failed: list[tuple[list[EventLogEntry], BaseException]] = []
+        self._pending: collections.deque[list[EventLogEntry] | _One] = collections.deque()
+        self._failed: list[tuple[list[EventLogEntry] | _One, BaseException]] = []
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._local = threading.local()
         _WRITERS.add(self)
 
     def is_current(self) -> bool:
         return self._thread is not None and threading.current_thread() is self._thread
 
-    def submit(self, events: list[EventLogEntry]) -> None:
+    def submit(self, events: list[EventLogEntry] | _One) -> None:
         with self._cond:
             self._pending.append(events)
             if self._thread is None:
@@ -351,18 +374,33 @@ class _BackgroundWriter:
             self._cond.notify_all()
 
     def flush(self) -> None:
-        if self.is_current():
+        if self.is_current() or getattr(self._local, "not_waiting", False):
             return
         with self._cond:
             while self._pending:
                 self._cond.wait()
             failed, self._failed = self._failed, []
-        for events, exc in failed:
+        single_error = None
+        for item, exc in failed:
+            if isinstance(item, _One):  # Dagster has no fallback for one event: its error is the caller's
+                single_error = single_error or exc
+                continue
             sys.stderr.write(  # Dagster's own words for its fallback
                 f"Exception while storing event batch: {exc}\n"
                 "Falling back to storing multiple single-event storage requests...\n"
             )
-            self._fallback(events)
+            self._fallback(item)
+        if single_error is not None:
+            raise single_error
+
+    @contextmanager
+    def not_waiting(self) -> Iterator[None]:
+        """Within this block this thread's reads do not wait for queued events (tables they never touch)."""
+        self._local.not_waiting = True
+        try:
+            yield
+        finally:
+            self._local.not_waiting = False
 
     def stop(self) -> None:
         """Flush, then let the thread close its connections and end."""
@@ -607,6 +645,11 @@ _EVENT_COLUMNS = ("run_id", "event", "dagster_event_type", "timestamp", "step_ke
 _INSERT_EVENTS = (
     f"INSERT INTO {SqlEventLogStorageTable.name} ({', '.join(_EVENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})"
+)
+
+_INSERT_TAGS = (
+    f"INSERT INTO {AssetEventTagsTable.name} (event_id, asset_key, key, value, event_timestamp) "
+    "VALUES (?, ?, ?, ?, ?)"
 )
 
 

@@ -174,6 +174,7 @@ def test_store_event_batch_writes_exactly_what_dagsters_store_event_writes(tmp_p
         for table in expected:
             assert got[table] == expected[table], f"{name}: table {table} differs from Dagster's. {RE_VERIFY}"
     assert len(_dump(tmp_path / "ours" / "index.db")["event_logs"]) == len(events)
+    assert _dump(tmp_path / "upstream" / "index.db")["asset_event_tags"], "the sample should index tags"
 
 
 def test_a_batch_is_one_transaction_per_file(tmp_path, events):
