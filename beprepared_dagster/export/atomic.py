@@ -26,6 +26,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,8 +106,11 @@ def write_export(
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     _chmod_like_mkdir(staging)  # mkdtemp makes 0700; the export is a normal folder (umask applies)
     try:
-        if old is not None and _update_in_place(target, staging, planned, old, stats, objects, report):
-            _write_manifest(target, manifest, _stats_of(target, manifest), inputs, summary)
+        changed = _update_in_place(target, staging, planned, old, stats, objects, report) if old else None
+        if changed is not None:  # the unchanged files keep the size and mtime just checked
+            kept = {n: stats[n] for n in manifest if n not in changed and n in stats}
+            fresh = _stats_of(target, [n for n in manifest if n not in kept])
+            _write_manifest(target, manifest, {**kept, **fresh}, inputs, summary)
             report.seconds = time.perf_counter() - started
             return report
         _place_all(planned, staging, target, old or {}, stats, objects, report)
@@ -134,8 +138,9 @@ def _update_in_place(
     stats: dict[str, list[int]],
     objects: Any,
     report: ExportReport,
-) -> bool:
-    """Apply a small update to the existing export; False (nothing touched) when it is not a small one.
+) -> set[str] | None:
+    """Apply a small update to the existing export: the names written, or None (nothing touched) when it is
+    not a small one.
 
     The new and changed files are placed in `staging` first, so a failure there (a full disk, a missing
     object) leaves the export byte-identical. Then each is renamed over its name in `target` (captions and
@@ -156,13 +161,13 @@ def _update_in_place(
         )
     ]
     if len(changed) + len(stray) > max(SMALL_UPDATE_MIN, SMALL_UPDATE_SHARE * len(planned)):
-        return False
+        return None
     for item in changed:  # a name whose place is a folder, or under a file: the full rebuild handles it
         dest = target / item.name
         if dest.is_dir() or any(
             parent.is_file() for parent in dest.relative_to(target).parents if str(parent) != "."
         ):
-            return False
+            return None
     _place_all(changed, staging, target, {}, {}, objects, report)
     for item in sorted(changed, key=lambda p: p.object_id is not None):  # texts first, then images
         dest = target / item.name
@@ -174,7 +179,7 @@ def _update_in_place(
         _remove_empty_parents(target, target / name)
     report.linked += len(planned) - len(changed)
     report.removed = len(stray)
-    return True
+    return {p.name for p in changed}
 
 
 def _export_files(target: Path) -> set[str]:
@@ -197,10 +202,10 @@ def _remove_empty_parents(target: Path, path: Path) -> None:
             return
 
 
-def _stats_of(folder: Path, manifest: dict[str, str]) -> dict[str, list[int]]:
-    """(size, mtime) of every file of the manifest as it now is in `folder`."""
+def _stats_of(folder: Path, names: Iterable[str]) -> dict[str, list[int]]:
+    """(size, mtime) of each named file as it now is in `folder`."""
     out = {}
-    for name in manifest:
+    for name in names:
         st = os.stat(folder / name)
         out[name] = [st.st_size, st.st_mtime_ns]
     return out

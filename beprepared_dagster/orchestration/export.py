@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from beprepared_dagster.errors import WorkflowError
+from beprepared_dagster.errors import BeprepareError, WorkflowError
 from beprepared_dagster.export.atomic import ExportReport
 from beprepared_dagster.export.dataset import export_dataset
 from beprepared_dagster.nodes.save import SaveNode
@@ -91,6 +91,31 @@ def run_save(
             f"{report.linked} unchanged, {report.removed} removed, in {report.seconds:.2f}s"
         )
     return report
+
+
+def export_is_current(store: WorkspaceStore, workflow: Workflow, stage: Stage) -> bool:
+    """Whether the stage's folder already holds what a Save would write now: the same kept rows, Save node,
+    title and export code, every file as it was written (`export.dataset.unchanged_export`). A headless run
+    that changed nothing then starts no Dagster run for it. Any doubt (a refused target, an unreadable
+    manifest) says no, and the Save runs and reports it."""
+    from beprepared_dagster.export.dataset import inputs_digest, unchanged_export
+
+    node: SaveNode = stage.node  # type: ignore[assignment]
+    try:
+        check_targets(store, workflow)
+        rows = kept_rows(store, workflow, stage, _QUIET)
+        target = export_target(store, node)
+        return unchanged_export(target, inputs_digest(rows, node, workflow.name), node) is not None
+    except (BeprepareError, OSError, ValueError):
+        return False
+
+
+class _Quiet:
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+_QUIET = _Quiet()  # a log that drops what kept_rows says (the Save that runs says it)
 
 
 def gallery_strip(store: WorkspaceStore, report: ExportReport, count: int = 6) -> str:

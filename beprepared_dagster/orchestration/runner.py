@@ -22,10 +22,12 @@ from beprepared_dagster import console
 from beprepared_dagster.errors import RunFailed
 from beprepared_dagster.labeling.urls import tab_url
 from beprepared_dagster.nodes.base import SinkNode
+from beprepared_dagster.nodes.save import SaveNode
 from beprepared_dagster.orchestration import inprocess
 from beprepared_dagster.orchestration.assets import asset_key
 from beprepared_dagster.orchestration.defs import build_definitions
 from beprepared_dagster.orchestration.discovery import PreScan, discover, load_nodes
+from beprepared_dagster.orchestration.export import export_is_current
 from beprepared_dagster.orchestration.partitions import partitions_name, range_tags
 from beprepared_dagster.orchestration.planning import PlannedRun, plan
 from beprepared_dagster.orchestration.writer import listening, waiting_message
@@ -146,11 +148,20 @@ class _Run:
         return self.summary
 
     def _save(self, save: bool) -> None:
-        sinks = [asset_key(self.workflow, s) for s in self.workflow.stages if isinstance(s.node, SinkNode)]
-        if save and sinks:
-            self._report(0, 1, "save")
-            self._materialize(sinks, {"beprepared/workflow": self.workflow.name})
+        stages = [s for s in self.workflow.stages if isinstance(s.node, SinkNode)]
+        if not (save and stages):
+            return
+        if not self.summary.runs and all(
+            isinstance(s.node, SaveNode) and export_is_current(self.store, self.workflow, s) for s in stages
+        ):  # nothing ran and every export already holds it: its last materialization still stands
+            log.info(f"{self.workflow.name}: nothing changed; the export(s) are current")
             self.summary.saved = True
+            return
+        self._report(0, 1, "save")
+        self._materialize(
+            [asset_key(self.workflow, s) for s in stages], {"beprepared/workflow": self.workflow.name}
+        )
+        self.summary.saved = True
 
     def _lock(self) -> Any:
         def say(holder: Any) -> None:

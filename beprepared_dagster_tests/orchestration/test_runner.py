@@ -92,6 +92,22 @@ def test_rerun_of_unchanged_workflow_recomputes_nothing(photos, workspace_dir):
     assert latest_meta(instance, "dogs", "load")["cache_hits"] == 6
 
 
+def test_a_rerun_that_changed_nothing_starts_no_dagster_run_unless_the_export_was_touched(photos, workspace_dir):
+    workflow = seed_workflow(photos, workspace_dir)
+    workflow.run()
+    instance = open_instance(WorkspaceStore(workspace_dir))
+    runs, saves = len(instance.get_run_records()), event_count(instance, "dogs", "save")
+    second = workflow.run()
+    assert second.saved and second.run_ids == []  # the export is current: nothing for Dagster to record
+    assert len(instance.get_run_records()) == runs and event_count(instance, "dogs", "save") == saves
+
+    caption = next((workspace_dir / "output").glob("*.txt"))
+    caption.write_text("edited by hand")
+    third = workflow.run()
+    assert len(third.run_ids) == 1 and event_count(instance, "dogs", "save") == saves + 1
+    assert caption.read_text() == "ohwx dog"  # the Save ran and rewrote what was touched
+
+
 def test_changed_parameter_recomputes_only_that_stage_and_keeps_old_results(photos, workspace_dir):
     seed_workflow(photos, workspace_dir, caption="ohwx dog").run()
     instance = open_instance(WorkspaceStore(workspace_dir))
