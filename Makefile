@@ -45,8 +45,8 @@ bench: $(STAMP)  ## pipeline benchmark (prints figures; N=2000 by default)
 bench-bookkeeping: $(STAMP)  ## Dagster bookkeeping per (stage, image), N=2000/10000, 100k scale (~20 min)
 	$(BIN)/python bench/bench_bookkeeping.py
 
-bench-ingest: $(STAMP)  ## cold / unchanged / +10 ingest of 5,000 JPEGs vs a plain loop (~10 min)
-	$(BIN)/python bench/bench_ingest.py
+bench-ingest: $(STAMP)  ## cold / unchanged / +10 ingest of 5,000 JPEGs vs a plain loop; ORIGINAL=python: side by side (~10 min)
+	$(BIN)/python bench/bench_ingest.py $(if $(ORIGINAL),--original $(ORIGINAL))
 
 bench-captioning: $(STAMP)  ## captioning runtime vs a plain generate loop (tiny LLaVA on the CPU)
 	$(BIN)/python bench/bench_captioning.py

@@ -1,6 +1,7 @@
 """Benchmark: cold ingest, unchanged re-run and +10 images, whole processes, against a plain Python loop.
 
     .venv/bin/python bench/bench_ingest.py [--images 5000] [--repeats 3] [--workdir DIR] [--results FILE]
+                                           [--original PYTHON]
 
 Workflow (the one the original was measured with):
 `Load >> FilterBySize(min_edge=256) >> FilterByAspectRatio(min_aspect=0.3, max_aspect=3) >> SetCaption("ohwx")
@@ -14,6 +15,10 @@ workspaces (cold) and on the same workspace (unchanged, then +10 new images):
 * cold    a fresh workspace.
 * warm    the same again, nothing changed.
 * incr    10 new images added to the folder, three times in a row.
+
+With `--original PYTHON` (an interpreter with the original tool, `pip install beprepared==0.2.3`, in its own
+virtual environment), the original runs the same workflow side by side: its cold, unchanged and +10 runs
+alternate with ours on the same folder, each in its own workspace.
 
 Inside the project's process, the stage executor is wrapped at run time (nothing on disk changes) to record
 when each stage starts and ends, which gives the time before the first stage (process start → Load starts:
@@ -77,6 +82,22 @@ FLOW = textwrap.dedent(
         w.run()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     json.dump({"marks": marks, "import": 0, "peak_mib": peak, "end": time.time() - t0}, open(out, "w"))
+    """
+)
+
+ORIGINAL = textwrap.dedent(
+    """
+    import json, resource, sys, time
+    t0 = time.time()
+    from beprepared import Workspace
+    from beprepared.nodes import FilterByAspectRatio, FilterBySize, Load, Save, SetCaption
+    src, ws, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    with Workspace(ws) as w:
+        (Load(src) >> FilterBySize(min_edge=256) >> FilterByAspectRatio(min_aspect=0.3, max_aspect=3)
+         >> SetCaption("ohwx") >> Save(ws + "/output"))
+        w.run()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    json.dump({"peak_mib": peak, "end": time.time() - t0}, open(out, "w"))
     """
 )
 
@@ -162,6 +183,21 @@ def run_project(src: Path, ws: Path, python: str) -> dict:
     }
 
 
+def run_original(src: Path, ws: Path, python: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        flow, out = Path(tmp) / "original.py", Path(tmp) / "out.json"
+        flow.write_text(ORIGINAL)
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [python, str(flow), str(src), str(ws), str(out)], capture_output=True, text=True
+        )
+        wall = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise SystemExit(f"original run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+        data = json.loads(out.read_text())
+    return {"wall": wall, "peak_mib": data["peak_mib"]}
+
+
 def run_plain(src: Path, dst: Path, python: str) -> dict:
     shutil.rmtree(dst, ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -181,6 +217,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench_ingest")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS-ingest.md")
+    parser.add_argument("--original", help="a Python with beprepared 0.2.3 installed, to run side by side")
     args = parser.parse_args()
     python = sys.executable
     work = args.workdir
@@ -192,20 +229,31 @@ def main() -> None:
         make_images(folder, 10, start=10**6 + 10 * i)
 
     rows: dict[str, list[dict]] = {"plain": [], "cold": [], "warm": [], "incr": []}
+    original: dict[str, list[dict]] = {"cold": [], "warm": [], "incr": []}
     disk: dict[str, int] = {}
     for r in range(args.repeats):
         src = work / "src"
         shutil.rmtree(src, ignore_errors=True)
         shutil.copytree(pool, src, copy_function=os.link)  # same files, a folder we can add to
         rows["plain"].append(run_plain(src, work / "plain-out", python))
-        ws = work / f"ws-{r}"
+        ws, ows = work / f"ws-{r}", work / f"ws-original-{r}"
         shutil.rmtree(ws, ignore_errors=True)
-        rows["cold"].append(run_project(src, ws, python))
-        rows["warm"].append(run_project(src, ws, python))
+        shutil.rmtree(ows, ignore_errors=True)
+
+        def both(phase: str, r: int = r, src: Path = src, ws: Path = ws, ows: Path = ows) -> None:
+            order = ["original", "ours"] if r % 2 == 0 else ["ours", "original"]  # who goes first alternates
+            for who in order:
+                if who == "ours":
+                    rows[phase].append(run_project(src, ws, python))
+                elif args.original:
+                    original[phase].append(run_original(src, ows, args.original))
+
+        both("cold")
+        both("warm")
         for extra in extras:  # three increments of 10 (the history budget is cold + three increments)
             for p in extra.iterdir():
                 shutil.copyfile(p, src / p.name)
-            rows["incr"].append(run_project(src, ws, python))
+            both("incr")
         print(
             f"repeat {r + 1}: " + ", ".join(f"{k} {v[-1]['wall']:.1f}s" for k, v in rows.items()), flush=True
         )
@@ -215,8 +263,9 @@ def main() -> None:
             }
             disk["source images"] = du(src)
         shutil.rmtree(ws, ignore_errors=True)
+        shutil.rmtree(ows, ignore_errors=True)
 
-    report = render(args, rows, disk)
+    report = render(args, rows, disk, original)
     print(report)
     with open(args.results, "a") as f:
         f.write(report + "\n")
@@ -226,7 +275,12 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def render(args: argparse.Namespace, rows: dict[str, list[dict]], disk: dict[str, int]) -> str:
+def render(
+    args: argparse.Namespace,
+    rows: dict[str, list[dict]],
+    disk: dict[str, int],
+    original: dict[str, list[dict]],
+) -> str:
     plain = median([r["wall"] for r in rows["plain"]])
     load = os.getloadavg()
     lines = [
@@ -248,6 +302,22 @@ def render(args: argparse.Namespace, rows: dict[str, list[dict]], disk: dict[str
             else f"| {phase} | {median(walls):.2f} | {', '.join(f'{w:.1f}' for w in walls)} | "
             f"{median(walls) / plain:.2f} | – | {median([r['peak_mib'] for r in runs]):.0f} |"
         )
+    if any(original.values()):
+        lines += [
+            "",
+            "Side by side with the original (beprepared 0.2.3, same folder, runs alternating):",
+            "",
+            "| phase | this project median s | original median s | runs (original) | ratio | original peak RSS MiB |",
+            "|---|---|---|---|---|---|",
+        ]
+        for phase, runs in original.items():
+            ours = median([r["wall"] for r in rows[phase]])
+            walls = [r["wall"] for r in runs]
+            theirs = median(walls)
+            lines.append(
+                f"| {phase} | {ours:.2f} | {theirs:.2f} | {', '.join(f'{w:.1f}' for w in walls)} | "
+                f"{ours / theirs:.2f} | {median([r['peak_mib'] for r in runs]):.0f} |"
+            )
     stage_names = list(rows["cold"][0]["stages"]) if rows["cold"] else []
     lines += ["", "Per-stage seconds (median; cold / warm / incr):", ""]
     for name in stage_names:

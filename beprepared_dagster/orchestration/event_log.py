@@ -34,6 +34,13 @@ Two more savings, same rows for every reader:
   serialized by Dagster, the others reuse its text around their own materialization's, after an equality
   check proves everything else identical (any difference takes Dagster's path).
 
+And the writing happens off the run's thread: batches and single events queue, in order, for one background
+thread per storage, which keeps its two connections open between batches (closing the last connection to a
+WAL database checkpoints it). Every read first waits for what is queued (reads of dynamic partitions
+excepted: queued events never touch that table), so this process never reads a log without its own events;
+a process ending with events queued writes them first (atexit). The run's thread thus makes its next
+events while SQLite writes the last ones (SQLite's C code lets go of the GIL).
+
 Relies on Dagster internals pinned in pyproject.toml and checked by `test_event_log_dagster_internals.py`.
 """
 
@@ -240,9 +247,8 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             stamp = _sqlite_timestamp(self._event_insert_timestamp(event))
             rows.extend((event_id, name, k, v, stamp) for k, v in tags.items() if k in wanted)
         if rows and self.has_table(AssetEventTagsTable.name):
-            conn.exec_driver_sql(
-                _INSERT_TAGS, rows
-            )  # as AssetEventTagsTable.insert(), without per-row compiling
+            # The rows AssetEventTagsTable.insert() writes, without compiling parameters row by row.
+            conn.exec_driver_sql(_INSERT_TAGS, rows)
 
     def _store_asset_records(
         self, conn: Connection, events: Sequence[EventLogEntry], event_ids: Sequence[int]
