@@ -286,7 +286,8 @@ def render(
     lines = [
         f"## {_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC — {args.images} images, {args.repeats} repeats",
         "",
-        f"`bench/bench_ingest.py --images {args.images} --repeats {args.repeats}` · {os.cpu_count()} CPUs, "
+        f"`bench/bench_ingest.py --images {args.images} --repeats {args.repeats}"
+        f"{' --original …' if args.original else ''}` · {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, load average at the end {load[0]:.1f}",
         "",
         "| phase | median wall s | runs | × plain loop | before first stage s | peak RSS MiB |",

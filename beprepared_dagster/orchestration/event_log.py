@@ -35,8 +35,8 @@ Two more savings, same rows for every reader:
   check proves everything else identical (any difference takes Dagster's path).
 
 And the writing happens off the run's thread: batches and single events queue, in order, for one background
-thread per storage, which keeps its two connections open between batches (closing the last connection to a
-WAL database checkpoints it). Every read first waits for what is queued (reads of dynamic partitions
+thread per storage, which keeps its connections open while more is queued (closing the last connection to a
+WAL database checkpoints it; a run's shard is closed whenever the queue drains, so the UI's watchers see it). Every read first waits for what is queued (reads of dynamic partitions
 excepted: queued events never touch that table), so this process never reads a log without its own events;
 a process ending with events queued writes them first (atexit). The run's thread thus makes its next
 events while SQLite writes the last ones (SQLite's C code lets go of the GIL).
@@ -105,7 +105,9 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     ) -> None:
         # Only positive answers are cached: a table never disappears, but a migration can add one.
         self._tables_seen: set[str] = set()
-        self._writer = _BackgroundWriter(self._store_item, self._store_one_by_one, self._close_kept)
+        self._writer = _BackgroundWriter(
+            self._store_item, self._store_one_by_one, on_drained=self._close_shards, on_idle=self._close_kept
+        )
         self._kept: dict[str, Connection] = {}  # the background writer's open connections, by shard
         super().__init__(base_dir, inst_data=inst_data)
         if event_batch_size > 0:
@@ -275,13 +277,17 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         Locks are always taken index first, so two batching processes cannot deadlock; Dagster's own
         writers never hold both.
 
-        The background writer keeps its two connections open between batches (closed when it goes idle):
-        closing the last connection to a WAL database checkpoints it, which cost more than the insert."""
+        The background writer keeps its connections open while more is queued: closing the last connection
+        to a WAL database checkpoints it, which cost more than the insert. A run's shard is closed as soon as
+        the queue is drained (`_close_shards`): that checkpoint is what changes the shard's file, which is
+        how the UI's run-log watchers (watchdog on `<run_id>.db`) learn of new events; the index stays open
+        until the writer goes idle."""
         keep = self._writer.is_current()
         with self._db_lock:
             conns: list[Connection] = []
             try:
-                conns = [self._connection(INDEX_SHARD_NAME, keep), self._connection(run_id, keep)]
+                conns.append(self._connection(INDEX_SHARD_NAME, keep))
+                conns.append(self._connection(run_id, keep))
                 index, shard = conns
                 index.exec_driver_sql("BEGIN IMMEDIATE")
                 shard.exec_driver_sql("BEGIN IMMEDIATE")
@@ -296,13 +302,9 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                     self._close_kept()  # never reuse a connection that failed
                 raise
             finally:
-                if not keep:
-                    for conn in conns:
-                        conn.close()
-                        conn.engine.dispose()
-                else:
-                    for other in set(self._kept) - {INDEX_SHARD_NAME, run_id}:  # an earlier run's shard
-                        self._close_kept(other)
+                for conn in [] if keep else conns:
+                    conn.close()
+                    conn.engine.dispose()
 
     def _connection(self, shard: str, keep: bool) -> Connection:
         if keep and shard in self._kept:
@@ -311,6 +313,11 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         if keep:
             self._kept[shard] = conn
         return conn
+
+    def _close_shards(self) -> None:
+        """Close the writer's run-shard connections (the queue is drained), keeping the index's."""
+        for name in [n for n in self._kept if n != INDEX_SHARD_NAME]:
+            self._close_kept(name)
 
     def _close_kept(self, shard: str | None = None) -> None:
         """Close the background writer's open connections (one shard's, or all); on its own thread."""
@@ -353,12 +360,13 @@ class _One:
 
 class _BackgroundWriter:
     """One thread storing handed-over batches in order; `flush` waits for them (from any other thread).
-    The thread ends after a few idle seconds (or at `stop`), calling `on_idle` on its way out."""
+    `on_drained` runs on it whenever the queue empties; the thread ends after a few idle seconds (or at
+    `stop`), calling `on_idle` on its way out."""
 
     IDLE_SECONDS = 5.0
 
-    def __init__(self, store: Any, fallback: Any, on_idle: Any) -> None:
-        self._store, self._fallback, self._on_idle = store, fallback, on_idle
+    def __init__(self, store: Any, fallback: Any, on_drained: Any, on_idle: Any) -> None:
+        self._store, self._fallback, self._on_drained, self._on_idle = store, fallback, on_drained, on_idle
         self._cond = threading.Condition()
         self._pending: collections.deque[list[EventLogEntry] | _One] = collections.deque()
         self._failed: list[tuple[list[EventLogEntry] | _One, BaseException]] = []
@@ -432,10 +440,12 @@ class _BackgroundWriter:
             except Exception as exc:  # stored by the fallback at the next flush, as Dagster would
                 with self._cond:
                     self._failed.append((events, exc))
-            finally:
-                with self._cond:
-                    self._pending.popleft()
-                    self._cond.notify_all()
+            if len(self._pending) == 1:  # nothing more queued: let readers elsewhere see it now
+                with suppress(Exception):
+                    self._on_drained()
+            with self._cond:
+                self._pending.popleft()
+                self._cond.notify_all()
 
 
 # SQLite's default 4 KiB pages hold one ~2.2 KB materialization row each (two do not fit), wasting ~45% of

@@ -1,7 +1,7 @@
 """The discovery sensor scans a Load folder when files change in it (watchdog events), not on a 30 s clock:
 `orchestration/watch.py` on a real folder, and the sensor evaluated as the daemon does.
 
-Not covered here: the latency under `dagster dev` (bench/bench_ingest.py prints it)."""
+Not covered here: the latency under `dagster dev` from files landing to the stages done (not measured yet)."""
 
 from __future__ import annotations
 
