@@ -283,28 +283,30 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         how the UI's run-log watchers (watchdog on `<run_id>.db`) learn of new events; the index stays open
         until the writer goes idle."""
         keep = self._writer.is_current()
-        with self._db_lock:
-            conns: list[Connection] = []
-            try:
+        conns: list[Connection] = []
+        try:
+            # Dagster's lock guards engines and a shard's first schema, not the transaction: held for the
+            # writes, it kept this process's readers waiting (SQLite's WAL lets them read meanwhile).
+            with self._db_lock:
                 conns.append(self._connection(INDEX_SHARD_NAME, keep))
                 conns.append(self._connection(run_id, keep))
-                index, shard = conns
-                index.exec_driver_sql("BEGIN IMMEDIATE")
-                shard.exec_driver_sql("BEGIN IMMEDIATE")
-                yield index, shard
-                shard.commit()
-                index.commit()
-            except BaseException:
-                for conn in conns:
-                    with suppress(Exception):
-                        conn.rollback()
-                if keep:
-                    self._close_kept()  # never reuse a connection that failed
-                raise
-            finally:
-                for conn in [] if keep else conns:
-                    conn.close()
-                    conn.engine.dispose()
+            index, shard = conns
+            index.exec_driver_sql("BEGIN IMMEDIATE")
+            shard.exec_driver_sql("BEGIN IMMEDIATE")
+            yield index, shard
+            shard.commit()
+            index.commit()
+        except BaseException:
+            for conn in conns:
+                with suppress(Exception):
+                    conn.rollback()
+            if keep:
+                self._close_kept()  # never reuse a connection that failed
+            raise
+        finally:
+            for conn in [] if keep else conns:
+                conn.close()
+                conn.engine.dispose()
 
     def _connection(self, shard: str, keep: bool) -> Connection:
         if keep and shard in self._kept:
