@@ -254,6 +254,9 @@ class _Run:
             result = inprocess.execute(self.assets, selection, self.instance, tags, self.log_level, failures)
         except Exception as exc:  # a definition or launch error, before any step ran
             raise RunFailed(f"run of {names} could not start: {exc}") from exc
+        flush = getattr(self.instance.event_log_storage, "flush", None)
+        if flush is not None:  # the run's events are written in the background: all stored before we go on
+            flush()
         self.summary.run_ids.append(result.run_id)
         if result.success:
             return
