@@ -155,18 +155,23 @@ def du(path: Path) -> int:
     return sum(p.lstat().st_blocks * 512 for p in path.rglob("*"))
 
 
-def run_project(src: Path, ws: Path, python: str) -> dict:
+def run_flow(script: str, src: Path, ws: Path, python: str, who: str) -> tuple[float, dict]:
+    """Run a flow script (`script src ws out.json`) as a whole process: (wall seconds, what it wrote)."""
     with tempfile.TemporaryDirectory() as tmp:
-        flow, out = Path(tmp) / "flow.py", Path(tmp) / "marks.json"
-        flow.write_text(FLOW)
+        flow, out = Path(tmp) / "flow.py", Path(tmp) / "out.json"
+        flow.write_text(script)
         started = time.perf_counter()
         proc = subprocess.run(
             [python, str(flow), str(src), str(ws), str(out)], capture_output=True, text=True
         )
         wall = time.perf_counter() - started
         if proc.returncode != 0:
-            raise SystemExit(f"project run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-        data = json.loads(out.read_text())
+            raise SystemExit(f"{who} run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+        return wall, json.loads(out.read_text())
+
+
+def run_project(src: Path, ws: Path, python: str) -> dict:
+    wall, data = run_flow(FLOW, src, ws, python, "project")
     marks = data["marks"]
     stages: dict[str, float] = {}
     for name, start, end, _ in marks:
@@ -184,17 +189,7 @@ def run_project(src: Path, ws: Path, python: str) -> dict:
 
 
 def run_original(src: Path, ws: Path, python: str) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        flow, out = Path(tmp) / "original.py", Path(tmp) / "out.json"
-        flow.write_text(ORIGINAL)
-        started = time.perf_counter()
-        proc = subprocess.run(
-            [python, str(flow), str(src), str(ws), str(out)], capture_output=True, text=True
-        )
-        wall = time.perf_counter() - started
-        if proc.returncode != 0:
-            raise SystemExit(f"original run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-        data = json.loads(out.read_text())
+    wall, data = run_flow(ORIGINAL, src, ws, python, "original")
     return {"wall": wall, "peak_mib": data["peak_mib"]}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +111,8 @@ def export_is_current(store: WorkspaceStore, workflow: Workflow, stage: Stage) -
         return False
 
 
-class _Quiet:
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: None
-
-
-_QUIET = _Quiet()  # a log that drops what kept_rows says (the Save that runs says it)
+_QUIET = logging.getLogger("beprepared.export.check")
+_QUIET.disabled = True  # drops what kept_rows says while checking (the Save that runs says it)
 
 
 def gallery_strip(store: WorkspaceStore, report: ExportReport, count: int = 6) -> str:

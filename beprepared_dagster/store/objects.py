@@ -126,28 +126,22 @@ class ObjectStore:
         return f
 
     def _open_referenced(self, object_id: str) -> BinaryIO:
-        """Open a referenced source, checked against its reference (read once); a source whose size or mtime
-        differ takes `_referenced`'s path (re-hashed: the same bytes are served, others raise)."""
+        """Open a referenced source, checked against its reference (read once). A source whose size or mtime
+        differ goes through `_referenced` (re-hashed: the same bytes update the reference and are opened
+        again, other bytes or a vanished file raise `ObjectChanged`)."""
         ref = self._read_ref(object_id)
-        for attempt in (1, 2):
-            try:
-                f = open(ref["path"], "rb")  # noqa: SIM115 - returned to the caller
-            except FileNotFoundError:
-                self._referenced(object_id)  # raises ObjectChanged naming the vanished source
-                raise
-            try:
-                st = os.fstat(f.fileno())
-                if (st.st_size, st.st_mtime_ns) == (ref["size"], ref["mtime_ns"]):
-                    return f
-                if attempt == 2:
-                    raise ObjectChanged(f"{ref['path']}: changed while it was being opened")
-            except BaseException:
-                f.close()
-                raise
-            f.close()
-            self._referenced(object_id)  # same bytes (touched, restored): the reference is updated
-            ref = self._read_ref(object_id)
-        raise AssertionError("unreachable")
+        try:
+            f = _open_if_as_recorded(ref)
+            if f is None:
+                self._referenced(object_id)
+                ref = self._read_ref(object_id)
+                f = _open_if_as_recorded(ref)
+        except FileNotFoundError:
+            self._referenced(object_id)  # raises ObjectChanged naming the vanished source
+            raise
+        if f is None:
+            raise ObjectChanged(f"{ref['path']}: changed while it was being opened")
+        return f
 
     # --- writing ---------------------------------------------------------------------------------------
 
@@ -355,6 +349,21 @@ class ObjectStore:
         marker.write_text(
             "stored objects are read-only with a fixed mtime; see beprepared_dagster.store.objects\n"
         )
+
+
+def _open_if_as_recorded(ref: dict) -> BinaryIO | None:
+    """The referenced file opened, when the open file has the size and mtime its reference records; else
+    None. A vanished file raises FileNotFoundError."""
+    f = open(ref["path"], "rb")  # noqa: SIM115 - returned to the caller
+    try:
+        st = os.fstat(f.fileno())
+    except BaseException:
+        f.close()
+        raise
+    if (st.st_size, st.st_mtime_ns) == (ref["size"], ref["mtime_ns"]):
+        return f
+    f.close()
+    return None
 
 
 def _parse_ref(ref_file: str | Path) -> dict | None:
