@@ -139,7 +139,9 @@ def _save_asset(workflow: Workflow, stage: Stage, store: WorkspaceStore) -> dg.A
     def _save(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         try:
             keys = list(context.instance.get_dynamic_partitions(partitions_name(workflow)))
-            with stage_session(store, f"Dagster run {context.run_id[:8]}", context.log):
+            with stage_session(store, f"Dagster run {context.run_id[:8]}", context.log) as on_progress:
+                if on_progress is not None:  # a headless run's bar: now exporting
+                    on_progress(stage.name, 0, 1)
                 report: ExportReport = run_save(store, workflow, stage, context.log, keys)
         except BeprepareError as exc:  # a refused folder, clashing targets…: the message is the point
             raise dg.Failure(description=f"{stage.name}: {exc}") from exc

@@ -21,7 +21,7 @@ from typing import Any
 from beprepared_dagster import console
 from beprepared_dagster.errors import RunFailed
 from beprepared_dagster.labeling.urls import tab_url
-from beprepared_dagster.nodes.base import SinkNode
+from beprepared_dagster.nodes.base import HumanNode, SinkNode
 from beprepared_dagster.nodes.save import SaveNode
 from beprepared_dagster.orchestration import inprocess
 from beprepared_dagster.orchestration.assets import asset_key
@@ -119,6 +119,7 @@ class _Run:
         self.keys: list[str] = []  # the workflow's images
         self.discovered = False
         self._seen: dict[str, int] = {}  # "stage@run" → images it reported, to count each image once
+        self._exported = False  # the last run materialized the Save stages too
 
     def run(self, save: bool, wait: bool) -> RunSummary:
         check_load_folders(self.workflow)
@@ -137,7 +138,7 @@ class _Run:
                     with self.store.db.connect() as conn:  # outcomes flagged for retry before now: again
                         self.started = conn.execute("SELECT current_timestamp::TIMESTAMP").fetchone()[0]
                     self.keys, self.discovered = self._discover(), True
-                waiting = self._work()
+                waiting = self._work(save)
                 if not waiting:
                     self._save(save)
                     break
@@ -148,8 +149,11 @@ class _Run:
         return self.summary
 
     def _save(self, save: bool) -> None:
-        stages = [s for s in self.workflow.stages if isinstance(s.node, SinkNode)]
+        stages = self._sinks()
         if not (save and stages):
+            return
+        if self._exported:  # the last stage run exported as it ended
+            self.summary.saved = True
             return
         if not self.summary.runs and all(
             isinstance(s.node, SaveNode) and export_is_current(self.store, self.workflow, s) for s in stages
@@ -163,14 +167,23 @@ class _Run:
         )
         self.summary.saved = True
 
+    def _sinks(self) -> list:
+        return [s for s in self.workflow.stages if isinstance(s.node, SinkNode)]
+
     def _lock(self) -> Any:
         def say(holder: Any) -> None:
             log.warning(waiting_message(self.store, holder))
 
         return workspace_lock(self.store.root, current_command(), on_wait=say)
 
-    def _work(self) -> dict[str, int]:
-        """Run planned ranges until nothing is stale; return the images waiting per human stage."""
+    def _work(self, save: bool) -> dict[str, int]:
+        """Run planned ranges until nothing is stale; return the images waiting per human stage.
+
+        In a workflow without human stages the round's last run takes the Save stages too: the export is
+        made in the same Dagster run (one run's start, end and bookkeeping fewer). Should planning find more
+        stale ranges afterwards, their last run exports again. (With human stages, images may come to wait
+        for a label during the round; the Save then runs on its own once they are labeled.)"""
+        unattended = save and not any(isinstance(s.node, HumanNode) for s in self.workflow.stages)
         rounds = 0
         while True:
             planned = plan(self.store, self.workflow, self.keys, retry_before=self.started)
@@ -185,8 +198,13 @@ class _Run:
                 self.label = f"run {i}/{len(planned.runs)}" if len(planned.runs) > 1 else ""
                 self._report(0, run.images, run.stages[0])
                 selection = [asset_key(self.workflow, self.workflow.stage(s)) for s in run.stages]
+                export = unattended and i == len(planned.runs)
+                if export:
+                    selection += [asset_key(self.workflow, s) for s in self._sinks()]
                 tags = {**range_tags(run.first, run.last), "beprepared/workflow": self.workflow.name}
+                self._exported = False
                 self._materialize(selection, tags)
+                self._exported = bool(export and self._sinks())
                 self.summary.runs.append(run)
 
     def _stage_progress(self, stage: str, done: int, total: int) -> None:
