@@ -5,7 +5,7 @@ TORCH ?= 2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test test-fast lint docs dist bench bench-bookkeeping bench-captioning bench-api bench-pixels bench-tagging bench-embeddings clean bench-ingest bench-convert
+.PHONY: help demo test test-fast lint docs dist bench bench-bookkeeping bench-captioning bench-api bench-pixels bench-tagging bench-embeddings clean bench-ingest bench-convert bench-watch
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -47,6 +47,9 @@ bench-bookkeeping: $(STAMP)  ## Dagster bookkeeping per (stage, image), N=2000/1
 
 bench-ingest: $(STAMP)  ## cold / unchanged / +10 ingest of 5,000 JPEGs vs a plain loop; ORIGINAL=python: side by side (~10 min)
 	$(BIN)/python bench/bench_ingest.py $(if $(ORIGINAL),--original $(ORIGINAL))
+
+bench-watch: $(STAMP)  ## under dagster dev: 10 new files landing -> exported, 5,000 images in the workspace (~3 min)
+	$(BIN)/python bench/bench_watch.py
 
 bench-convert: $(STAMP)  ## ConvertFormat("PNG") on 300 1600x1200 photos vs plain loops (~3 min)
 	$(BIN)/python bench/bench_convert.py

@@ -244,7 +244,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                 wanted = indexed[keys] = self.get_asset_tags_to_index(set(keys))
             if not wanted:
                 continue
-            asset = dagster_event.asset_key
+            asset = _asset_key(dagster_event)
             name = names.get(asset) or names.setdefault(asset, asset.to_string())
             stamp = _sqlite_timestamp(self._event_insert_timestamp(event))
             rows.extend((event_id, name, k, v, stamp) for k, v in tags.items() if k in wanted)
@@ -260,10 +260,10 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         Each event type sets a fixed set of columns, so the last event of each (asset, type), applied in
         batch order, leaves every column as the whole sequence would: at most 3 upserts per asset instead
         of one per event (each one serializing the whole event)."""
-        last: dict[tuple[str, str], int] = {}
+        last: dict[tuple[Any, str], int] = {}
         for position, event in enumerate(events):
             dagster_event = event.get_dagster_event()
-            last[(dagster_event.asset_key.to_string(), dagster_event.event_type_value)] = position  # type: ignore[union-attr]
+            last[(_asset_key(dagster_event), dagster_event.event_type_value)] = position
         for position in sorted(last.values()):
             self._store_asset_event(conn, events[position], event_ids[position])
 
@@ -498,6 +498,14 @@ def _expand_planned(event: EventLogEntry, row: dict[str, Any]) -> list[dict[str,
     return [{**row, "event": _fill(template, [k]), "partition": k} for k in keys]
 
 
+def _asset_key(dagster_event: Any) -> Any:
+    """`dagster_event.asset_key`, read straight from a materialization (the property re-checks the event's
+    type on every call: thousands per batch)."""
+    if dagster_event.event_type_value == _MATERIALIZATION:
+        return dagster_event.event_specific_data.materialization.asset_key
+    return dagster_event.asset_key
+
+
 class _Serializer:
     """Rows of a batch: Dagster's serialization, reusing the text of a step's first materialization for the
     others (see the module docstring)."""
@@ -513,7 +521,8 @@ class _Serializer:
         dagster_event = event.dagster_event
         if dagster_event is None or dagster_event.event_type_value != _MATERIALIZATION:
             return self.storage._event_to_row(event)
-        key = (dagster_event.step_key, dagster_event.asset_key)
+        materialization = dagster_event.event_specific_data.materialization
+        key = (dagster_event.step_key, materialization.asset_key)
         template = self.templates.get(key)
         if template is None:
             row = self.storage._event_to_row(event)
@@ -522,12 +531,12 @@ class _Serializer:
         if template is False or not _same_but_materialization(event, template[0]):
             return self.storage._event_to_row(event)
         first, head, middle, tail, row = template
-        body = self.materialization_text(dagster_event.event_specific_data.materialization)
+        body = self.materialization_text(materialization)
         return {
             **row,
             "event": head + body + middle + repr(event.timestamp) + tail,
             "timestamp": self.storage._event_insert_timestamp(event),
-            "partition": dagster_event.partition,
+            "partition": materialization.partition,
         }
 
     def materialization_text(self, materialization: Any) -> str:
