@@ -304,7 +304,7 @@ def _write_manifest(
     if inputs is not None:
         state.update(inputs=inputs, summary=summary)
     tmp = folder / f"{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+    tmp.write_text(json.dumps(state, sort_keys=True))  # one line: the C encoder (15,000 entries)
     os.replace(tmp, folder / MANIFEST)
 
 

@@ -7,7 +7,6 @@ Written incrementally and atomically by `export.atomic`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from beprepared_dagster.export.atomic import (
 )
 from beprepared_dagster.export.captions import caption_file_text
 from beprepared_dagster.export.entries import Entry, public_props
+from beprepared_dagster.export.jsontext import pretty
 from beprepared_dagster.store.stages import Row
 
 __all__ = ["MANIFEST", "ExportRefused", "export_folder", "image_and_caption_files"]
@@ -34,7 +34,7 @@ def image_and_caption_files(entries: list[Entry], node: Any) -> list[PlannedFile
         if entry.captions:
             planned.append(text_file(entry.sibling(node.caption_ext), caption_file_text(entry.captions)))
         if node.sidecars:
-            sidecar = json.dumps(public_props(entry.props), indent=2, ensure_ascii=False) + "\n"
+            sidecar = pretty(public_props(entry.props), 2) + "\n"
             planned.append(text_file(entry.sibling(".json"), sidecar))
     return planned
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import html
-import json
 from urllib.parse import quote
 
 from beprepared_dagster.export.entries import Entry, public_props
+from beprepared_dagster.export.jsontext import pretty
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1rem;background:#111;color:#eee}
@@ -31,7 +31,7 @@ def render_gallery(title: str, entries: list[Entry], stats_page: str | None = No
             f'<a href="{link}"><img loading="lazy" src="{link}" alt=""></a>'
             f"<figcaption><strong>{html.escape(entry.image)}</strong><br>{captions}"
             f"<details><summary>properties</summary><pre>"
-            f"{html.escape(json.dumps(props, indent=1, ensure_ascii=False))}</pre>"
+            f"{html.escape(pretty(props, 1))}</pre>"
             "</details></figcaption></figure>"
         )
     stats_link = f' · <a href="{quote(stats_page)}">dataset statistics</a>' if stats_page else ""
