@@ -53,7 +53,9 @@ def materialized(instance: dg.DagsterInstance, workflow: str, stage: str) -> set
 
 def test_seed_workflow_exports_and_persists_dagster_home(photos, workspace_dir):
     summary = seed_workflow(photos, workspace_dir).run()
-    assert summary.new_images == 6 and len(summary.runs) == 1
+    assert summary.new_images == 6 and len(summary.runs) == 1 and summary.saved
+    # No human stage: the stages and the Save are one Dagster run (its start and end bookkeeping once).
+    assert len(summary.run_ids) == 1
     output = workspace_dir / "output"
     images = sorted(p.name for p in output.glob("*.jpg"))
     assert len(images) == 4 and all(n.startswith("big_") for n in images)
@@ -65,6 +67,8 @@ def test_seed_workflow_exports_and_persists_dagster_home(photos, workspace_dir):
     assert len(instance.get_dynamic_partitions("dogs_images")) == 6
     for stage in ("load", "filter_by_size", "convert_format", "set_caption"):
         assert len(materialized(instance, "dogs", stage)) == 6
+    save = instance.get_latest_materialization_event(dg.AssetKey(["dogs", "save"]))
+    assert save is not None and save.run_id == summary.run_ids[0]
     meta = latest_meta(instance, "dogs", "filter_by_size")
     assert (meta["kept"], meta["rejected"], meta["rejected_by_reason"]) == (4, 2, {"too small": 2})
     assert "big_" in meta["preview"]
