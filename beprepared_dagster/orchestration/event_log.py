@@ -252,7 +252,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             rows.extend((event_id, name, k, v, stamp) for k, v in tags.items() if k in wanted)
         if rows and self.has_table(AssetEventTagsTable.name):
             # The rows AssetEventTagsTable.insert() writes, without compiling parameters row by row.
-            _insert_values(conn, _INSERT_TAGS, rows)
+            conn.exec_driver_sql(_INSERT_TAGS, rows)
 
     def _store_asset_records(
         self, conn: Connection, events: Sequence[EventLogEntry], event_ids: Sequence[int]
@@ -689,36 +689,22 @@ def _insert_returning_ids(conn: Connection, rows: list[dict[str, Any]]) -> list[
 
 
 _EVENT_COLUMNS = ("run_id", "event", "dagster_event_type", "timestamp", "step_key", "asset_key", "partition")
-_INSERT_EVENTS = f"INSERT INTO {SqlEventLogStorageTable.name} ({', '.join(_EVENT_COLUMNS)}) VALUES "
-_INSERT_TAGS = (
-    f"INSERT INTO {AssetEventTagsTable.name} (event_id, asset_key, key, value, event_timestamp) VALUES "
+_INSERT_EVENTS = (
+    f"INSERT INTO {SqlEventLogStorageTable.name} ({', '.join(_EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})"
 )
-_MAX_VARIABLES = 999  # SQLite's bound-parameter limit before 3.32 (32,766 since)
 
-
-def _insert_values(conn: Connection, head: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    """`head` ("INSERT INTO t (cols) VALUES ") with many rows per statement, in order.
-
-    Not `executemany`: the driver lets go of the GIL around every row's step, and while this process's run
-    keeps the GIL busy making events, each of those hand-overs waits for it: a batch of 1,000 took ~0.7 s
-    instead of ~0.08 s. A statement of up to 999 parameters lets go once."""
-    if not rows:
-        return
-    width = len(rows[0])
-    per = max(1, _MAX_VARIABLES // width)
-    one = "(" + ", ".join("?" for _ in range(width)) + ")"
-    for start in range(0, len(rows), per):
-        chunk = rows[start : start + per]
-        params = tuple(value for row in chunk for value in row)
-        conn.exec_driver_sql(head + ", ".join([one] * len(chunk)), params)
+_INSERT_TAGS = (
+    f"INSERT INTO {AssetEventTagsTable.name} (event_id, asset_key, key, value, event_timestamp) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
 
 
 def _insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """`event_logs` rows in multi-row statements on the driver (`_insert_values`), with the text SQLAlchemy's SQLite TIMESTAMP type
+    """`event_logs` rows in one executemany on the driver, with the text SQLAlchemy's SQLite TIMESTAMP type
     stores (`_sqlite_timestamp`): the same rows as `conn.execute(SqlEventLogStorageTable.insert(), rows)`
     without compiling parameters row by row (checked byte for byte against Dagster's own writes)."""
-    _insert_values(
-        conn,
+    conn.exec_driver_sql(
         _INSERT_EVENTS,
         [
             (
