@@ -109,6 +109,7 @@ def _run_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from beprepared_dagster.orchestration.gcpolicy import no_collection_at_exit
     from beprepared_dagster.orchestration.loader import load_file
     from beprepared_dagster.orchestration.runner import check_load_folders
 
@@ -117,6 +118,7 @@ def _run(args: argparse.Namespace) -> int:
     for workflow in workflows:  # every workflow of the file, before any of them runs
         check_load_folders(workflow)
     extra = {"wait": False} if args.no_wait else {}
+    no_collection_at_exit()  # the command ends with its runs
     for workflow in workflows:
         with console.Progress(workflow.name) as bar:
             summary = workflow.run(

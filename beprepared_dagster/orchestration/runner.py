@@ -28,6 +28,7 @@ from beprepared_dagster.orchestration.assets import asset_key
 from beprepared_dagster.orchestration.defs import build_definitions
 from beprepared_dagster.orchestration.discovery import PreScan, discover, load_nodes
 from beprepared_dagster.orchestration.export import export_is_current
+from beprepared_dagster.orchestration.gcpolicy import few_full_collections, no_collection_at_exit
 from beprepared_dagster.orchestration.partitions import partitions_name, range_tags
 from beprepared_dagster.orchestration.planning import PlannedRun, plan
 from beprepared_dagster.orchestration.writer import listening, waiting_message
@@ -84,6 +85,7 @@ def run_workflow(
     bar, the labeling tabs, a summary, and a failure or Ctrl-C ends the script with one line (exit status 1
     or 130)."""
     if progress is None and console.called_as_script():
+        no_collection_at_exit()  # the script ends with its run
         with console.script_session(workflow.name) as bar:
             summary = _Run(workflow, log_level or "ERROR", bar.update, poll_seconds, prescan).run(save, wait)
         console.print_summary(workflow, summary)
@@ -124,7 +126,7 @@ class _Run:
     def run(self, save: bool, wait: bool) -> RunSummary:
         check_load_folders(self.workflow)
         try:
-            with listening(self._stage_progress):
+            with listening(self._stage_progress), few_full_collections():
                 return self._run(save, wait)
         except KeyboardInterrupt:
             raise Stopped(self.summary.done) from None
