@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from beprepared_dagster.workflow import Stage
 
 
+TASK_SIZE = 16  # images per task of the thread pool
+
+
 def workers() -> int:
     return max(2, min(16, (os.cpu_count() or 2) * 2))
 
@@ -75,10 +78,16 @@ def run_load(executor: StageExecutor, stage: Stage, keys: list[str], report: Sta
                 cached = cache.lookup(conn, fingerprint, window)
             report.cache_hits += sum(1 for k in window if k in cached and k in entries)
 
-            def one(key: str, entries=entries, cached=cached) -> tuple[Row, Any, str, list[str]]:
-                return _load_one(store, node, stage.name, key, entries.get(key, []), cached.get(key), mode)
+            def some(part: list[str], entries=entries, cached=cached) -> list[tuple[Row, Any, str, list]]:
+                return [
+                    _load_one(store, node, stage.name, key, entries.get(key, []), cached.get(key), mode)
+                    for key in part
+                ]
 
-            for key, (row, probe, added, messages) in zip(window, pool.map(one, window), strict=True):
+            # Small tasks (a task's hand-over costs about what loading a small image does), in order.
+            parts = pool.map(some, [window[i : i + TASK_SIZE] for i in range(0, len(window), TASK_SIZE)])
+            loaded = (outcome for part in parts for outcome in part)
+            for key, (row, probe, added, messages) in zip(window, loaded, strict=True):
                 for level, message in messages:
                     getattr(log, level)(message)
                 if probe is not None and key not in cached:
