@@ -8,14 +8,17 @@ young generations still collect as usual, so short-lived cycles are freed as bef
 long-lived heap is put off until after the run.
 
 A process that ends with its run (a script, `beprepared run`) also skips the collection Python makes while
-shutting down (another ~0.35 s there): nothing it would free matters once the process exits. Files and
-connections are closed by their owners, not by that collection.
+shutting down (another ~0.35 s there): nothing it would free matters once the process exits, and Python does not
+promise finalizers at exit anyway. Files left open (never closed, in a reference cycle) are flushed first,
+which the interpreter's own shutdown does not always do.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -38,5 +41,18 @@ def no_collection_at_exit() -> None:
     """For a process that ends after its run: at exit, move every object out of the collector's reach
     (`gc.freeze`), so that the interpreter's shutdown does not walk the whole heap once more. Registered
     before the run, it runs after the exit handlers registered during it (they run last-in, first-out)."""
-    atexit.unregister(gc.freeze)  # once per process, however many runs
-    atexit.register(gc.freeze)
+    atexit.unregister(_freeze)  # once per process, however many runs
+    atexit.register(_freeze)
+
+
+# Python's buffered files (exact types: an `isinstance` against io.IOBase, an ABC, costs ~1 µs per object).
+_BUFFERED = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom, io.BufferedRWPair)
+
+
+def _freeze() -> None:
+    for obj in gc.get_objects():  # ~20 ms for a run's heap, against ~350 ms for the collection
+        if type(obj) in _BUFFERED and not obj.closed:
+            with contextlib.suppress(Exception):  # a broken pipe, a full disk: as at any shutdown
+                if obj.writable():
+                    obj.flush()
+    gc.freeze()
