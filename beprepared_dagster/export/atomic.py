@@ -371,8 +371,8 @@ def _chmod_like_mkdir(path: Path) -> None:
 
 
 def file_stats(state: dict[str, Any]) -> dict[str, list[int]]:
-    """(size, mtime) per file from a manifest document (`read_manifest`'s `state`); empty for a manifest written before
-    they were kept."""
+    """(size, mtime) per file from a manifest document (`read_manifest`'s `state`); empty for a manifest
+    written before they were kept."""
     stats = state.get("stat") or {}
     return (
         {n: v for n, v in stats.items() if isinstance(v, list) and len(v) == 2}

@@ -90,7 +90,7 @@ class PreScan:
 
 
 def _threads() -> int:
-    """Hashing threads beside the imports: one core is left to the main thread, whose imports and instance
-    set-up are the critical path (on 2 cores, 4 hashing threads made the time before the first stage
-    ~0.4 s longer than 2 did)."""
+    """Hashing threads beside the imports: cores − 1, at least 2, at most 4, so the main thread, whose
+    imports and instance set-up are the critical path, keeps most of a core (on 2 cores, 4 hashing threads
+    made the time before the first stage ~0.4 s longer than 2 did)."""
     return min(4, max(2, (os.cpu_count() or 2) - 1))

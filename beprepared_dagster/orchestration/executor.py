@@ -170,7 +170,8 @@ class StageExecutor:
         return report
 
     def describe(self, conn: Any, stage: Stage) -> None:
-        """Record what the stage's fingerprint stands for (node, version, parameters: `beprepared db list`)."""
+        """Record what the stage's fingerprint stands for (node, version, parameters; `beprepared db
+        list` shows it)."""
         node = stage.node
         cache.describe(conn, stage.fingerprint, type(node).__name__, node.version, node.fingerprint_params())
 

@@ -8,9 +8,9 @@ young generations still collect as usual, so short-lived cycles are freed as bef
 long-lived heap is put off until after the run.
 
 A process that ends with its run (a script, `beprepared run`) also skips the collection Python makes while
-shutting down (another ~0.35 s there): nothing it would free matters once the process exits, and Python does not
-promise finalizers at exit anyway. Files left open (never closed, in a reference cycle) are flushed first,
-which the interpreter's own shutdown does not always do.
+shutting down (another ~0.35 s there): nothing it would free matters once the process exits, and Python
+does not promise finalizers at exit anyway. Files left open (never closed, in a reference cycle) are
+flushed first, which the interpreter's own shutdown does not always do.
 """
 
 from __future__ import annotations
