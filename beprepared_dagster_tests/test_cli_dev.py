@@ -5,6 +5,7 @@ Not covered: what `dagster dev` then shows (e2e/), the labeling port under `dags
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -98,8 +99,15 @@ def test_dev_uses_the_files_workspace_and_starts_without_the_supersession_warnin
             output += (proc.stdout.read() or b"").decode(errors="replace")
             assert proc.poll() is None, output
     finally:
+        # As the e2e helper's stop(): SIGTERM, a grace period, then SIGKILL of what is left. Under load
+        # `dagster dev` now and then ignores a SIGTERM during start-up (Dagster's own tests do the same:
+        # dagster-io/dagster#29165); what this test checks is the start-up above.
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=60)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
     assert "Serving dagster-webserver" in output, output[-3000:]
     assert f"workspace {tmp_path / 'named'}; Dagster UI on http://127.0.0.1:{port}" in output
     assert "SupersessionWarning" not in output and "superseded" not in output
