@@ -3,7 +3,6 @@ are not partitions yet, in discovery order (so one tick's new images form one co
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from dataclasses import dataclass, field
@@ -66,9 +65,8 @@ class PreScan:
         self._thread.start()
 
     def _run(self, store: WorkspaceStore, nodes: list[Load]) -> None:
-        fresh = not store.db.path.exists()
         try:
-            if fresh:
+            if not store.db.path.exists():
                 indexes: dict[str, dict] = {str(n.dir): {} for n in nodes}
             else:
                 with store.db.connect(lock_timeout=0) as conn:
@@ -80,9 +78,6 @@ class PreScan:
                     )
         except (StoreError, OSError):
             self._hashed.clear()
-        if fresh:  # a new workspace: its database's tables are created here, not on the critical path
-            with contextlib.suppress(StoreError, OSError), store.db.connect(lock_timeout=0):
-                pass
 
     def result(self) -> dict[str, Hashed]:
         self._thread.join()

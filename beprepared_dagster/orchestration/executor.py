@@ -130,12 +130,10 @@ class StageExecutor:
         report = StageReport(stage.name, images=len(keys))
         started = time.perf_counter()
         node = stage.node
-        special = MergeNode | HumanNode | SetNode | RemoteNode | ModelNode
-        if not keys or not (
-            isinstance(node, SourceNode) or (isinstance(node, ImageNode) and not isinstance(node, special))
-        ):
-            with self.store.db.connect() as conn:  # Load and per-image nodes do it in their first read
-                self.describe(conn, stage)
+        with self.store.db.connect() as conn:
+            cache.describe(
+                conn, stage.fingerprint, type(node).__name__, node.version, node.fingerprint_params()
+            )
         if isinstance(node, SourceNode):
             from beprepared_dagster.orchestration.stage_load import run_load
 
@@ -169,12 +167,6 @@ class StageExecutor:
         report.seconds = time.perf_counter() - started
         return report
 
-    def describe(self, conn: Any, stage: Stage) -> None:
-        """Record what the stage's fingerprint stands for (node, version, parameters; `beprepared db
-        list` shows it)."""
-        node = stage.node
-        cache.describe(conn, stage.fingerprint, type(node).__name__, node.version, node.fingerprint_params())
-
     # --- per-image nodes ---------------------------------------------------------------------------------
 
     def _run_images(self, stage: Stage, keys: list[str], report: StageReport) -> None:
@@ -186,10 +178,8 @@ class StageExecutor:
         node: ImageNode = stage.node  # type: ignore[assignment]
         upstream = stage.inputs[0].name
         progress = self.progress(stage, len(keys))
-        for number, window in enumerate(chunks(keys, max(READ_WINDOW, node.batch_size, 1))):
+        for window in chunks(keys, max(READ_WINDOW, node.batch_size, 1)):
             with self.store.db.connect() as conn:
-                if number == 0:
-                    self.describe(conn, stage)  # in the first read: one open of the database fewer
                 inputs = stages.read_rows(conn, self.workflow.name, upstream, window)
                 self._check_complete(stage, upstream, window, inputs)
                 digests = {

@@ -43,7 +43,6 @@ def run_load(executor: StageExecutor, stage: Stage, keys: list[str], report: Sta
     fingerprint = probe_fingerprint(node.verify)
     store, log = executor.store, executor.log
     with store.db.connect() as conn:
-        executor.describe(conn, stage)
         report.unreadable_files = files.errors_under(conn, root)
     for path, problem in report.unreadable_files:
         log.warning(f"skipped {path}: {problem}")
