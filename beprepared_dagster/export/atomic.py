@@ -83,17 +83,43 @@ class ExportReport:
     waiting: dict[str, int] = field(default_factory=dict)  # human stage → images not exported yet for it
 
 
+@dataclass
+class Previous:
+    """The last export in a folder, as its manifest describes it (`read_previous`): `files` (name → SHA-256;
+    None when the folder has no export yet) and the whole manifest `document`."""
+
+    files: dict[str, str] | None
+    document: dict[str, Any]
+
+
+def read_previous(target: Path) -> Previous:
+    """The folder's last export, its manifest parsed once (15,000 names at 5,000 images).
+
+    Raises:
+        ExportRefused: a non-empty folder we did not write, or a damaged manifest.
+    """
+    document: dict[str, Any] = {}
+    files = read_manifest(target, document)
+    return Previous(files, document)
+
+
 def write_export(
-    target: Path, planned: list[PlannedFile], objects: Any, report: ExportReport, inputs: str | None = None
+    target: Path,
+    planned: list[PlannedFile],
+    objects: Any,
+    report: ExportReport,
+    inputs: str | None = None,
+    previous: Previous | None = None,
 ) -> ExportReport:
-    """Make `target` hold exactly `planned` (plus the manifest); rewrite nothing if it already does."""
+    """Make `target` hold exactly `planned` (plus the manifest); rewrite nothing if it already does.
+    `previous`: the folder's manifest when the caller already read it (`read_previous`)."""
     started = time.perf_counter()
     _check_names(planned)
     report.files = [p.name for p in planned]
     report.object_ids = list(dict.fromkeys(p.object_id for p in planned if p.object_id))
     manifest = {p.name: p.sha256 for p in planned}
-    state: dict[str, Any] = {}
-    old = read_manifest(target, state)
+    previous = previous or read_previous(target)
+    old, state = previous.files, previous.document
     stats = file_stats(state)
     summary = {"images": report.images, "captions": report.captions, "object_ids": report.object_ids[:12]}
     if old == manifest and all(unchanged_file(f"{target}/{name}", stats.get(name)) for name in manifest):

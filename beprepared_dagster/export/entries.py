@@ -16,6 +16,7 @@ or caption variations) are exported per `multi_caption`:
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,14 @@ class Entry:
     def image(self) -> str:
         """The image's path relative to the export folder."""
         return self.sibling(self.ext)
+
+    @functools.cached_property
+    def props_json(self) -> str:
+        """The public properties as indented JSON: the `.json` sidecar's text and the gallery card's, made
+        once per image."""
+        from beprepared_dagster.export.jsontext import pretty
+
+        return pretty(public_props(self.props), 2)
 
     def sibling(self, suffix: str) -> str:
         """A file next to the image with the same stem, e.g. its `.txt` caption."""
@@ -134,4 +143,11 @@ def public_props(props: dict[str, Any]) -> dict[str, Any]:
     references (ClipEmbed's vectors, stored apart) are left out too."""
     from beprepared_dagster.store.embeddings import is_ref
 
-    return {k: v for k, v in sorted(props.items()) if not k.startswith("_") and not is_ref(v)}
+    return {
+        k: v
+        for k, v in sorted(props.items())
+        if not k.startswith("_") and (type(v) in _SCALARS or not is_ref(v))  # scalars: no abc checks
+    }
+
+
+_SCALARS = (str, int, float, bool, type(None))

@@ -19,8 +19,7 @@ from beprepared_dagster.export.atomic import (
     text_file,
 )
 from beprepared_dagster.export.captions import caption_file_text
-from beprepared_dagster.export.entries import Entry, public_props
-from beprepared_dagster.export.jsontext import pretty
+from beprepared_dagster.export.entries import Entry
 from beprepared_dagster.store.stages import Row
 
 __all__ = ["MANIFEST", "ExportRefused", "export_folder", "image_and_caption_files"]
@@ -34,8 +33,7 @@ def image_and_caption_files(entries: list[Entry], node: Any) -> list[PlannedFile
         if entry.captions:
             planned.append(text_file(entry.sibling(node.caption_ext), caption_file_text(entry.captions)))
         if node.sidecars:
-            sidecar = pretty(public_props(entry.props), 2) + "\n"
-            planned.append(text_file(entry.sibling(".json"), sidecar))
+            planned.append(text_file(entry.sibling(".json"), entry.props_json + "\n"))
     return planned
 
 

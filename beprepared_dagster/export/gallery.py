@@ -5,8 +5,7 @@ from __future__ import annotations
 import html
 from urllib.parse import quote
 
-from beprepared_dagster.export.entries import Entry, public_props
-from beprepared_dagster.export.jsontext import pretty
+from beprepared_dagster.export.entries import Entry
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1rem;background:#111;color:#eee}
@@ -23,7 +22,6 @@ def render_gallery(title: str, entries: list[Entry], stats_page: str | None = No
     """One card per exported image: the image, its caption(s) and its public properties."""
     cards = []
     for entry in entries:
-        props = public_props(entry.props)
         link = quote(entry.image)
         captions = "<br>".join(html.escape(c) for c in entry.captions)
         cards.append(
@@ -31,7 +29,7 @@ def render_gallery(title: str, entries: list[Entry], stats_page: str | None = No
             f'<a href="{link}"><img loading="lazy" src="{link}" alt=""></a>'
             f"<figcaption><strong>{html.escape(entry.image)}</strong><br>{captions}"
             f"<details><summary>properties</summary><pre>"
-            f"{html.escape(pretty(props, 1))}</pre>"
+            f"{html.escape(entry.props_json)}</pre>"
             "</details></figcaption></figure>"
         )
     stats_link = f' · <a href="{quote(stats_page)}">dataset statistics</a>' if stats_page else ""

@@ -106,9 +106,9 @@ def _histogram(values: list[float], bins: list[tuple[float, str]], last: str) ->
 def _aspects(sizes: list[tuple[int, int]]) -> list[list[Any]]:
     """Counts per nearest common aspect ratio (nearest in log space, so 1:2 and 2:1 are symmetric)."""
     counts: Counter[str] = Counter()
-    for width, height in sizes:
+    for (width, height), n in Counter(sizes).items():  # once per distinct size
         ratio = math.log(width / height)
-        counts[min(_ASPECTS, key=lambda a: abs(math.log(a[0]) - ratio))[1]] += 1
+        counts[min(_ASPECTS, key=lambda a: abs(math.log(a[0]) - ratio))[1]] += n
     return [[name, counts.get(name, 0)] for _, name in _ASPECTS]
 
 
@@ -116,10 +116,10 @@ def _buckets(sizes: list[tuple[int, int]], name: str) -> dict[str, Any]:
     buckets = BUCKET_SETS[name]
     counts: Counter[str] = Counter()
     upscaled = 0
-    for width, height in sizes:
+    for (width, height), n in Counter(sizes).items():  # once per distinct size
         bucket = nearest_bucket(width, height, buckets)
-        counts[label(bucket)] += 1
-        upscaled += is_upscaled(width, height, bucket)
+        counts[label(bucket)] += n
+        upscaled += n * is_upscaled(width, height, bucket)
     shown = buckets if len(buckets) <= 12 else [b for b in buckets if counts.get(label(b))]
     return {
         "note": BUCKET_NOTES[name],

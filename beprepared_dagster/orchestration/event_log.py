@@ -111,6 +111,9 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             self._store_item, self._store_one_by_one, on_drained=self._close_shards, on_idle=self._close_kept
         )
         self._kept: dict[str, Connection] = {}  # the background writer's open connections, by shard
+        self._partitions_conn: sqlite3.Connection | None = None  # reads of dynamic partitions
+        self._partitions_lock = threading.Lock()
+        self._partitions_cache: dict[str, tuple[int, list[str]]] = {}  # name → (data_version, keys)
         super().__init__(base_dir, inst_data=inst_data)
         if event_batch_size > 0:
             os.environ.setdefault(EVENT_BATCH_SIZE_ENV, str(event_batch_size))
@@ -159,12 +162,31 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
 
     # Dynamic partitions live in their own table, which queued events never touch: reading them need not wait.
     def get_dynamic_partitions(self, partitions_def_name: str) -> Sequence[str]:
-        with self._writer.not_waiting():
-            return super().get_dynamic_partitions(partitions_def_name)
+        version = self._read_partitions("PRAGMA data_version", ())[0][0]
+        cached = self._partitions_cache.get(partitions_def_name)
+        if cached is not None and cached[0] == version:  # no other connection committed since
+            return list(cached[1])
+        keys = [row[0] for row in self._read_partitions(_SELECT_PARTITIONS, (partitions_def_name,))]
+        self._partitions_cache[partitions_def_name] = (version, keys)
+        return list(keys)
 
     def has_dynamic_partition(self, partitions_def_name: str, partition_key: str) -> bool:
-        with self._writer.not_waiting():
-            return super().has_dynamic_partition(partitions_def_name, partition_key)
+        return bool(self._read_partitions(_HAS_PARTITION, (partitions_def_name, partition_key)))
+
+    def _read_partitions(self, sql: str, params: tuple[str, ...]) -> list[tuple[Any, ...]]:
+        """Dagster's query on the index, through one kept plain sqlite3 connection: Dagster's path builds an
+        engine and a connection per call (~4 ms; a +10 run asks ~60 times, a step several times), and a
+        kept connection outside a transaction blocks no writer (WAL). Read afresh every call."""
+        self._check_partitions_table()  # through Dagster's path the first time: creates the index's schema
+        with self._partitions_lock:
+            if self._partitions_conn is None:
+                self._partitions_conn = sqlite3.connect(
+                    self.path_for_shard(INDEX_SHARD_NAME),
+                    timeout=SQLITE_BUSY_TIMEOUT_SECONDS,
+                    isolation_level=None,  # autocommit: each SELECT its own read transaction
+                    check_same_thread=False,  # used under the lock, from whichever thread asks
+                )
+            return self._partitions_conn.execute(sql, params).fetchall()
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Store a batch of one run's asset events in one transaction on the run's shard and one on the index,
@@ -194,6 +216,10 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
 
     def dispose(self) -> None:
         self._writer.stop()
+        with self._partitions_lock:
+            if self._partitions_conn is not None:
+                self._partitions_conn.close()
+                self._partitions_conn = None
         super().dispose()
 
     def _store_item(self, item: list[EventLogEntry] | _One) -> None:
@@ -349,6 +375,14 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         return engine
 
 
+# SqlEventLogStorage.get_dynamic_partitions / has_dynamic_partition, as SQLAlchemy compiles them for SQLite.
+_SELECT_PARTITIONS = (
+    "SELECT partition FROM dynamic_partitions WHERE partitions_def_name = ? ORDER BY id"
+)
+_HAS_PARTITION = (
+    "SELECT partition FROM dynamic_partitions WHERE partitions_def_name = ? AND partition = ? LIMIT 1"
+)
+
 _WRITERS: weakref.WeakSet[_BackgroundWriter] = weakref.WeakSet()
 
 
@@ -380,7 +414,6 @@ class _BackgroundWriter:
         self._failed: list[tuple[list[EventLogEntry] | _One, BaseException]] = []
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self._local = threading.local()
         _WRITERS.add(self)
 
     def is_current(self) -> bool:
@@ -396,7 +429,7 @@ class _BackgroundWriter:
             self._cond.notify_all()
 
     def flush(self) -> None:
-        if self.is_current() or getattr(self._local, "not_waiting", False):
+        if self.is_current():
             return
         with self._cond:
             while self._pending:
@@ -414,15 +447,6 @@ class _BackgroundWriter:
             self._fallback(item)
         if single_error is not None:
             raise single_error
-
-    @contextmanager
-    def not_waiting(self) -> Iterator[None]:
-        """Within this block this thread's reads do not wait for queued events (tables they never touch)."""
-        self._local.not_waiting = True
-        try:
-            yield
-        finally:
-            self._local.not_waiting = False
 
     def stop(self) -> None:
         """Flush, then let the thread close its connections and end."""

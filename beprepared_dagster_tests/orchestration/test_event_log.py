@@ -133,6 +133,27 @@ def test_workspace_instance_uses_the_batched_storage_and_turns_batching_on(home,
         assert os.environ[EVENT_BATCH_SIZE_ENV] == "0"
 
 
+def test_dynamic_partitions_read_through_the_kept_connection_see_every_other_writer(home):
+    """Reads of dynamic partitions go through one kept connection and a list cached until another
+    connection commits: what another process adds or deletes is seen at the next read, even a deletion of
+    the newest key followed by an addition (same count, same highest row id)."""
+    with dg.DagsterInstance.from_config(str(home)) as ours, dg.DagsterInstance.from_config(str(home)) as other:
+        assert ours.get_dynamic_partitions("images") == []
+        other.add_dynamic_partitions("images", ["a", "b", "c"])
+        assert ours.get_dynamic_partitions("images") == ["a", "b", "c"]
+        assert ours.get_dynamic_partitions("images") == ["a", "b", "c"]  # the cached list, unchanged
+        assert ours.has_dynamic_partition("images", "c") and not ours.has_dynamic_partition("images", "d")
+        other.delete_dynamic_partition("images", "c")
+        other.add_dynamic_partitions("images", ["d"])
+        assert ours.get_dynamic_partitions("images") == ["a", "b", "d"]
+        assert ours.has_dynamic_partition("images", "d") and not ours.has_dynamic_partition("images", "c")
+        ours.add_dynamic_partitions("images", ["e"])  # its own writes too (another connection of ours)
+        assert ours.get_dynamic_partitions("images") == ["a", "b", "d", "e"]
+        assert other.get_dynamic_partitions("images") == ["a", "b", "d", "e"]
+        ours.get_dynamic_partitions("images").append("x")  # a caller's change stays the caller's
+        assert ours.get_dynamic_partitions("images") == ["a", "b", "d", "e"]
+
+
 def test_range_run_reports_every_partition_with_its_metadata(home, bulk_calls):
     keys = keys_for(300)
     with dg.DagsterInstance.from_config(str(home)) as instance:
