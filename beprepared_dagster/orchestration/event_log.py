@@ -376,9 +376,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
 
 
 # SqlEventLogStorage.get_dynamic_partitions / has_dynamic_partition, as SQLAlchemy compiles them for SQLite.
-_SELECT_PARTITIONS = (
-    "SELECT partition FROM dynamic_partitions WHERE partitions_def_name = ? ORDER BY id"
-)
+_SELECT_PARTITIONS = "SELECT partition FROM dynamic_partitions WHERE partitions_def_name = ? ORDER BY id"
 _HAS_PARTITION = (
     "SELECT partition FROM dynamic_partitions WHERE partitions_def_name = ? AND partition = ? LIMIT 1"
 )

@@ -137,7 +137,10 @@ def test_dynamic_partitions_read_through_the_kept_connection_see_every_other_wri
     """Reads of dynamic partitions go through one kept connection and a list cached until another
     connection commits: what another process adds or deletes is seen at the next read, even a deletion of
     the newest key followed by an addition (same count, same highest row id)."""
-    with dg.DagsterInstance.from_config(str(home)) as ours, dg.DagsterInstance.from_config(str(home)) as other:
+    with (
+        dg.DagsterInstance.from_config(str(home)) as ours,
+        dg.DagsterInstance.from_config(str(home)) as other,
+    ):
         assert ours.get_dynamic_partitions("images") == []
         other.add_dynamic_partitions("images", ["a", "b", "c"])
         assert ours.get_dynamic_partitions("images") == ["a", "b", "c"]
