@@ -96,6 +96,25 @@ def chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
+# (database file, fingerprint) pairs this process has described: the row never changes once written.
+_DESCRIBED: set[tuple[str, str]] = set()
+
+
+def undescribed(db: Any, stages: list[Stage]) -> list[Stage]:
+    """The stages whose fingerprint this process has not described in `db` yet."""
+    return [s for s in stages if (str(db.path), s.fingerprint) not in _DESCRIBED]
+
+
+def describe(conn: Any, db: Any, stages: list[Stage]) -> None:
+    """Record what each stage's fingerprint stands for (node, version, parameters) on `conn`, a connection
+    to `db` about to commit; the headless runner does it for every stage in the transaction it opens
+    anyway, so a stage's run needs no connection of its own for it."""
+    for stage in undescribed(db, stages):
+        node = stage.node
+        cache.describe(conn, stage.fingerprint, type(node).__name__, node.version, node.fingerprint_params())
+        _DESCRIBED.add((str(db.path), stage.fingerprint))
+
+
 class StageExecutor:
     """Executes stages of one workflow against its workspace store."""
 
@@ -130,10 +149,9 @@ class StageExecutor:
         report = StageReport(stage.name, images=len(keys))
         started = time.perf_counter()
         node = stage.node
-        with self.store.db.connect() as conn:
-            cache.describe(
-                conn, stage.fingerprint, type(node).__name__, node.version, node.fingerprint_params()
-            )
+        if undescribed(self.store.db, [stage]):
+            with self.store.db.connect() as conn:
+                describe(conn, self.store.db, [stage])
         if isinstance(node, SourceNode):
             from beprepared_dagster.orchestration.stage_load import run_load
 

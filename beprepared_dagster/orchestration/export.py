@@ -43,7 +43,11 @@ def kept_rows(store: WorkspaceStore, workflow: Workflow, stage: Stage, log: Any)
 
 def waiting_for_labels(store: WorkspaceStore, workflow: Workflow, all_keys: list[str]) -> dict[str, int]:
     """Per human stage, the images that still wait for a label there (so no Save exports them yet)."""
+    from beprepared_dagster.nodes.base import HumanNode
     from beprepared_dagster.orchestration.planning import plan
+
+    if not any(isinstance(s.node, HumanNode) for s in workflow.stages):
+        return {}  # only a human stage makes images wait
 
     return {stage: n for stage, n in plan(store, workflow, all_keys).waiting.items() if n}
 

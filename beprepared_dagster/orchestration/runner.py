@@ -27,6 +27,7 @@ from beprepared_dagster.orchestration import inprocess
 from beprepared_dagster.orchestration.assets import asset_key
 from beprepared_dagster.orchestration.defs import build_definitions
 from beprepared_dagster.orchestration.discovery import PreScan, discover, load_nodes
+from beprepared_dagster.orchestration.executor import describe
 from beprepared_dagster.orchestration.export import export_is_current
 from beprepared_dagster.orchestration.gcpolicy import few_full_collections, no_collection_at_exit
 from beprepared_dagster.orchestration.partitions import partitions_name, range_tags
@@ -139,6 +140,8 @@ class _Run:
                 if not self.discovered:
                     with self.store.db.connect() as conn:  # outcomes flagged for retry before now: again
                         self.started = conn.execute("SELECT current_timestamp::TIMESTAMP").fetchone()[0]
+                        stages = [s for s in self.workflow.stages if not isinstance(s.node, SinkNode)]
+                        describe(conn, self.store.db, stages)
                     self.keys, self.discovered = self._discover(), True
                 waiting = self._work(save)
                 if not waiting:

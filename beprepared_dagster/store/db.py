@@ -40,12 +40,17 @@ class Database:
     @contextmanager
     def connect(self, lock_timeout: float | None = None) -> Iterator[Any]:
         """Yield a connection inside a transaction; commit on success, roll back on error, always close.
-        `lock_timeout`: how long to wait for another process's hold on the file (default: the database's)."""
+        `lock_timeout`: how long to wait for another process's hold on the file (default: the database's).
+        The first access of this object brings the schema up to date on the same connection (an open
+        costs ~20 ms: DuckDB builds its catalog each time)."""
         import duckdb
 
-        self._ensure_schema(lock_timeout)
+        if not self._migrated:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._open(lock_timeout)
         try:
+            if not self._migrated:
+                self._migrate(conn)
             conn.execute("BEGIN TRANSACTION")
             yield conn
             conn.execute("COMMIT")
@@ -76,32 +81,25 @@ class Database:
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 1.0)
 
-    def _ensure_schema(self, lock_timeout: float | None = None) -> None:
-        if self._migrated:
-            return
+    def _migrate(self, conn: Any) -> None:
+        """Apply the migrations this file lacks, each in its own transaction (another process cannot have
+        the file open meanwhile; this process's threads take turns)."""
         with self._lock:
             if self._migrated:
                 return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = self._open(lock_timeout)
-            try:
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations "
-                    "(version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP DEFAULT current_timestamp)"
-                )
-                done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations").fetchall()}
-                for version, name, sql in MIGRATIONS:
-                    if version in done:
-                        continue
-                    conn.execute("BEGIN TRANSACTION")
-                    conn.execute(sql)
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name]
-                    )
-                    conn.execute("COMMIT")
-                    log.info("workspace %s: applied migration %d (%s)", self.path, version, name)
-            finally:
-                conn.close()
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP DEFAULT current_timestamp)"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations").fetchall()}
+            for version, name, sql in MIGRATIONS:
+                if version in done:
+                    continue
+                conn.execute("BEGIN TRANSACTION")
+                conn.execute(sql)
+                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+                conn.execute("COMMIT")
+                log.info("workspace %s: applied migration %d (%s)", self.path, version, name)
             self._migrated = True
 
     def schema_version(self) -> int:
