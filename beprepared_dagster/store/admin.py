@@ -213,6 +213,13 @@ def import_workspace(
 def _copy_objects(
     store: WorkspaceStore, folder: Path, report: ImportReport, progress: Progress | None
 ) -> None:
+    for object_id, ref in store.objects.references(folder):  # the other store's reference index
+        if store.objects.has(object_id):
+            report.objects_present += 1
+        elif store.objects.adopt(object_id, ref):
+            report.objects_copied += 1
+        else:
+            report.skipped["reference to a source file that changed or is gone"] += 1
     paths = sorted(p for p in folder.glob("??/??/*") if p.is_file()) if folder.is_dir() else []
     for done, path in enumerate(paths, 1):
         if path.name.endswith(REF_SUFFIX) and is_object_id(path.name[: -len(REF_SUFFIX)]):

@@ -7,8 +7,10 @@ Two kinds of entries, one id space (the SHA-256 of the bytes):
   They are written once through a temp file and a rename, read-only (0444), with a fixed modification time
   (`SEALED_MTIME_NS`): an export hard-links them, so an in-place edit of an exported file would also edit
   the store; the changed mtime gives it away, and such an object is never served again (`ObjectChanged`).
-* **References** (`objects/aa/bb/<id>.ref`, `reference` mode, the default): a user's source file by path,
-  with the size and modification time it had when its SHA-256 was computed. Every read checks them; a file
+* **References** (rows of `objects/refs.sqlite`, see `store.refs`; `objects/aa/bb/<id>.ref` files in a
+  store written before it): a user's source file by path, with the size and modification time it had when
+  its SHA-256 was computed; every source has one, also when its bytes are stored (a clone or, in `copy`
+  mode, a private copy: the reference is its provenance). Every read checks them; a file
   that changed is re-hashed, and served only if its bytes still have the id (else `ObjectChanged`: the next
   scan gives the new content its own image, as for any edited source). A user's file is never hard-linked
   and never modified, so editing it cannot corrupt the store.
@@ -28,9 +30,11 @@ import os
 import re
 import stat
 import tempfile
-import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from beprepared_dagster.store.refs import REFS_DB, RefIndex
 
 _OBJECT_ID = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
@@ -83,6 +87,7 @@ class ObjectStore:
         self.root = root
         self._root = str(root)
         self._sealed_checked = False
+        self._refs = RefIndex(root / REFS_DB)
 
     def path(self, object_id: str) -> Path:
         """The file holding an object's bytes, checked: the stored file, or the referenced source while it is
@@ -103,8 +108,7 @@ class ObjectStore:
 
     def has(self, object_id: str) -> bool:
         """Whether the store knows the object (stored or referenced); reading it may still find it changed."""
-        stored = self._stored(object_id)
-        return stored.is_file() or stored.with_name(stored.name + REF_SUFFIX).is_file()
+        return self._stored(object_id).is_file() or self.is_source(object_id)
 
     def read(self, object_id: str) -> bytes:
         with self.open_checked(object_id) as f:
@@ -198,18 +202,29 @@ class ObjectStore:
 
     def is_source(self, object_id: str) -> bool:
         """Whether the object's bytes are a user's file (referenced, cloned or copied), not derived bytes."""
-        return os.path.isfile(self._stored_str(object_id) + REF_SUFFIX)
+        legacy = self._stored_str(object_id) + REF_SUFFIX  # validates the id
+        return self._refs.has(object_id) or os.path.isfile(legacy)
 
     def adopt_ref(self, ref_file: Path) -> bool:
-        """Import another store's reference (`<id>.ref`) when its source still has that id."""
-        object_id = ref_file.name[: -len(REF_SUFFIX)]
-        if not is_object_id(object_id):
-            return False
+        """Import another store's reference file (`<id>.ref`, a store from before the reference index) when
+        its source still has that id."""
         ref = _parse_ref(ref_file)
-        if ref is None or not _source_matches(ref, object_id):
+        return ref is not None and self.adopt(ref_file.name[: -len(REF_SUFFIX)], ref)
+
+    def adopt(self, object_id: str, ref: dict) -> bool:
+        """Import another store's reference when its source still has that id."""
+        if not is_object_id(object_id) or not _source_matches(ref, object_id):
             return False
         self._write_ref(object_id, ref)
         return True
+
+    def references(self, root: Path) -> Iterator[tuple[str, dict]]:
+        """The references another store (at `root`) keeps in its index (for importing it)."""
+        other = RefIndex(root / REFS_DB)
+        try:
+            yield from other.items()
+        finally:
+            other.close()
 
     # --- internals -------------------------------------------------------------------------------------
 
@@ -240,7 +255,11 @@ class ObjectStore:
         )
 
     def _read_ref(self, object_id: str) -> dict:
-        ref_file = self._stored_str(object_id) + REF_SUFFIX
+        """The reference from the index, else from a `.ref` file of a store written before it."""
+        ref_file = self._stored_str(object_id) + REF_SUFFIX  # validates the id
+        ref = self._refs.get(object_id)
+        if ref is not None:
+            return ref
         ref = _parse_ref(ref_file)
         if ref is None:
             if os.path.exists(ref_file):
@@ -249,16 +268,8 @@ class ObjectStore:
         return ref
 
     def _write_ref(self, object_id: str, ref: dict) -> None:
-        final = self._stored_str(object_id) + REF_SUFFIX
-        folder = os.path.dirname(final)
-        os.makedirs(folder, exist_ok=True)
-        tmp = f"{folder}/.{object_id}.{os.getpid()}.{threading.get_ident()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # os-level: thousands per Load
-        try:
-            os.write(fd, json.dumps(ref, sort_keys=True).encode())
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
+        self._stored_str(object_id)  # validates the id
+        self._refs.put(object_id, ref)  # read before any older `.ref` file of the same object
 
     def _clone(self, source: str | os.PathLike, object_id: str, device: int) -> bool:
         """A reflink of `source` (on `device`) as the object, verified by hashing the clone; False where

@@ -14,8 +14,10 @@ import pytest
 
 from beprepared_dagster.errors import StoreError
 from beprepared_dagster.store import admin, cache, stages
+from beprepared_dagster.store.objects import hash_file
 from beprepared_dagster.store.stages import KEPT, Row
 from beprepared_dagster.store.workspace import WorkspaceStore
+from beprepared_dagster_tests.conftest import make_images
 from beprepared_dagster_tests.store.test_legacy import make_original_workspace
 
 SIZE_FP = hashlib.sha256(b"FilterBySize min_edge=512").hexdigest()
@@ -165,3 +167,23 @@ def test_import_refuses_what_is_not_a_workspace(tmp_path):
         admin.import_workspace(store, tmp_path / "plain")
     with pytest.raises(StoreError, match="the workspace being imported into"):
         admin.import_workspace(store, tmp_path / "ws")
+
+
+def test_import_adopts_the_other_workspaces_references_to_unchanged_sources(tmp_path):
+    images = make_images(tmp_path / "photos", 3, 40, 30)
+    source = WorkspaceStore(tmp_path / "src")
+    source.db.schema_version()  # a workspace: its database exists
+    ids = []
+    for path in images:
+        st = path.stat()
+        ids.append(hash_file(path))
+        assert source.objects.add_source(path, ids[-1], st.st_size, st.st_mtime_ns) == "referenced"
+    images[2].write_bytes(b"edited since")  # its reference no longer holds
+    target = WorkspaceStore(tmp_path / "dst")
+    report = admin.import_workspace(target, tmp_path / "src")
+    assert report.objects_copied == 2
+    assert report.skipped == {"reference to a source file that changed or is gone": 1}
+    assert [target.objects.is_source(i) for i in ids] == [True, True, False]
+    assert target.objects.read(ids[0]) == images[0].read_bytes()
+    again = admin.import_workspace(target, tmp_path / "src")
+    assert (again.objects_copied, again.objects_present) == (0, 2)

@@ -42,7 +42,7 @@ def source(tmp_path: Path) -> Path:
 
 
 def stored_bytes(root: Path) -> int:
-    """Bytes of image data the store holds itself (references are small JSON files)."""
+    """Bytes of image data the store holds itself (references are rows of its index)."""
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and len(p.name) == 64)
 
 
@@ -132,10 +132,44 @@ def test_reflink_where_the_file_system_has_it_else_a_reference(objects, source):
             objects.read(object_id)
 
 
-def test_a_damaged_reference_is_refused(objects, source):
-    object_id, _ = added(objects, source)
+def legacy_ref(objects: ObjectStore, object_id: str, text: str) -> Path:
+    """A reference file as a store from before the reference index kept it."""
     ref = objects.root / object_id[:2] / object_id[2:4] / f"{object_id}.ref"
-    ref.write_text('{"path": 3}')
+    ref.parent.mkdir(parents=True, exist_ok=True)
+    ref.write_text(text)
+    return ref
+
+
+def test_references_are_rows_of_one_index_seen_at_once_by_another_process(objects, source, tmp_path):
+    object_id, _ = added(objects, source)
+    assert sorted(p.name for p in objects.root.iterdir()) == [
+        "refs.sqlite",
+        "refs.sqlite-shm",
+        "refs.sqlite-wal",
+    ]
+    other = ObjectStore(objects.root)  # what another process opens: reads while this one keeps writing
+    assert other.read(object_id) == source.read_bytes() and other.is_source(object_id)
+    second = make_images(tmp_path / "more", 1, 32, 32)[0]
+    second_id, _ = added(objects, second)
+    assert other.read(second_id) == second.read_bytes()
+    assert not other.has("0" * 64) and not other.is_source("0" * 64)
+
+
+def test_a_reference_file_of_an_older_store_is_still_read_and_the_index_wins(objects, source, tmp_path):
+    object_id = hash_file(source)
+    st = source.stat()
+    legacy_ref(
+        objects, object_id, f'{{"path": "{source}", "size": {st.st_size}, "mtime_ns": {st.st_mtime_ns}}}'
+    )
+    assert objects.is_source(object_id) and objects.read(object_id) == source.read_bytes()
+    moved = source.rename(tmp_path / "moved.png")  # the file moved; Load references it at its new path
+    assert added(objects, moved)[1] == "referenced"
+    assert objects.path(object_id) == moved and objects.read(object_id) == moved.read_bytes()
+
+
+def test_a_damaged_reference_file_is_refused(objects, source):
+    object_id = hash_file(source)
+    legacy_ref(objects, object_id, '{"path": 3}')
     with pytest.raises(ObjectChanged, match="damaged reference"):
         objects.read(object_id)
 
