@@ -9,9 +9,11 @@ case, split by CLIP's regex, then byte-level BPE. Counts exclude the start/end t
 
 from __future__ import annotations
 
+import functools
 import gzip
 import html
 import re
+import threading
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -57,15 +59,19 @@ class ClipTokenizer:
     def __init__(self, vocab_path: Path = VOCAB_PATH) -> None:
         with gzip.open(vocab_path) as vocab:
             lines = vocab.read().decode("utf-8").split("\n")
-        merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
+        self._merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
         self._byte_encoder = _bytes_to_unicode()
+        self._ranks = {merge: i for i, merge in enumerate(self._merges)}
+        self._cache: dict[str, tuple[str, ...]] = {t: (t,) for t in _SPECIAL}
+
+    @functools.cached_property
+    def encoder(self) -> dict[str, int]:
+        """Token → id (built on first use: counting, all the statistics need, does without it)."""
         vocab = list(self._byte_encoder.values())
         vocab += [v + "</w>" for v in vocab]
-        vocab += ["".join(merge) for merge in merges]
+        vocab += ["".join(merge) for merge in self._merges]
         vocab += list(_SPECIAL)
-        self.encoder = {token: i for i, token in enumerate(vocab)}
-        self._ranks = {merge: i for i, merge in enumerate(merges)}
-        self._cache: dict[str, tuple[str, ...]] = {t: (t,) for t in _SPECIAL}
+        return {token: i for i, token in enumerate(vocab)}
 
     def _bpe(self, token: str) -> tuple[str, ...]:
         cached = self._cache.get(token)
@@ -136,10 +142,24 @@ def _plain(text: str) -> bool:
     return _NOT_PLAIN.search(text) is None
 
 
-@cache
+_LOADING = threading.Lock()
+
+
 def tokenizer() -> ClipTokenizer:
-    """The shared tokenizer (the vocabulary loads once, in about a quarter of a second)."""
+    """The shared tokenizer (the vocabulary loads once, in under a tenth of a second)."""
+    with _LOADING:  # one load, also when `preload`'s thread is at it
+        return _load()
+
+
+@cache
+def _load() -> ClipTokenizer:
     return ClipTokenizer()
+
+
+def preload() -> None:
+    """Load the vocabulary on a thread, so it is ready when the statistics count tokens (an export starts
+    it before reading its rows, which leaves the interpreter lock free while DuckDB works)."""
+    threading.Thread(target=tokenizer, name="clip-vocabulary", daemon=True).start()
 
 
 @lru_cache(maxsize=65536)  # datasets repeat captions (SetCaption, trigger-only captions): count each once

@@ -49,7 +49,9 @@ def render_chart(stats: dict[str, Any]) -> bytes:
         _panel(draw, font, (i % _COLUMNS) * _PANEL_W, (i // _COLUMNS) * _PANEL_H, title, data, warn)
     buffer = io.BytesIO()
     # Few colours: a palette PNG is several times smaller than RGB, which matters in event-log metadata.
-    image.quantize(colors=32, dither=Image.Dither.NONE).save(buffer, "PNG", optimize=True)
+    # Octree quantization and zlib's default level: ~10 ms instead of ~50 ms, a few percent larger.
+    palette = image.quantize(colors=32, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    palette.save(buffer, "PNG", compress_level=6)
     return buffer.getvalue()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,8 +29,16 @@ def load_nodes(workflow: Workflow) -> list[Load]:
 
 
 def discover(
-    store: WorkspaceStore, workflow: Workflow, existing: set[str], log: Any, prescan: PreScan | None = None
+    store: WorkspaceStore,
+    workflow: Workflow,
+    existing: set[str],
+    log: Any,
+    prescan: PreScan | None = None,
+    first: Callable[[Any], None] | None = None,
 ) -> Discovery:
+    """Scan the Load folders: (size, mtime) index, new files hashed (or taken from `prescan`), index updated.
+    `first(conn)` runs in the transaction that reads the first folder's index (the caller's own reads and
+    writes, without a connection of their own: each open costs ~20 ms)."""
     result = Discovery()
     known = prescan.result() if prescan is not None else {}
     ordered: dict[str, None] = {}
@@ -37,6 +46,9 @@ def discover(
         node.check_folder()
         root = str(node.dir)
         with store.db.connect() as conn:
+            if first is not None:
+                first(conn)
+                first = None
             index = files.read_index(conn, root)
         scan = scan_folder(node.dir, index, log=log.warning, known=known.get(root))
         with store.db.connect() as conn:
@@ -47,6 +59,9 @@ def discover(
         for key in scan.hashes:
             if key not in existing:
                 ordered.setdefault(key, None)
+    if first is not None:  # no Load folder
+        with store.db.connect() as conn:
+            first(conn)
     result.new_keys = list(ordered)
     return result
 

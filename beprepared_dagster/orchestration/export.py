@@ -81,6 +81,10 @@ def run_save(
     """Export the stage's kept images; log what was written and (given the workflow's images) how many
     still wait for a label."""
     node: SaveNode = stage.node  # type: ignore[assignment]
+    if node.stats:
+        from beprepared_dagster.export.clip_tokens import preload
+
+        preload()  # the token counts' vocabulary loads while the rows are read
     check_targets(store, workflow)
     rows = kept_rows(store, workflow, stage, log)
     target = export_target(store, node)

@@ -138,10 +138,6 @@ class _Run:
         while True:
             with self._lock():  # let go only while waiting for labels
                 if not self.discovered:
-                    with self.store.db.connect() as conn:  # outcomes flagged for retry before now: again
-                        self.started = conn.execute("SELECT current_timestamp::TIMESTAMP").fetchone()[0]
-                        stages = [s for s in self.workflow.stages if not isinstance(s.node, SinkNode)]
-                        describe(conn, self.store.db, stages)
                     self.keys, self.discovered = self._discover(), True
                 waiting = self._work(save)
                 if not waiting:
@@ -227,7 +223,7 @@ class _Run:
         workflow, name = self.workflow, partitions_name(self.workflow)
         try:
             existing = set(self.instance.get_dynamic_partitions(name))
-            found = discover(self.store, workflow, existing, log, self.prescan)
+            found = discover(self.store, workflow, existing, log, self.prescan, first=self._started)
             self.prescan = None  # hints for this discovery only
         except OSError as exc:
             raise RunFailed(f"workflow {workflow.name!r}: {exc}") from exc
@@ -240,6 +236,12 @@ class _Run:
         self.summary.images = len(keys)
         log.info(f"{workflow.name}: {len(keys)} images ({self.summary.new_images} new)")
         return keys
+
+    def _started(self, conn: Any) -> None:
+        """In discovery's first transaction: the run's start (outcomes flagged for retry before it are
+        computed again) and the stages' fingerprint descriptions."""
+        self.started = conn.execute("SELECT current_timestamp::TIMESTAMP").fetchone()[0]
+        describe(conn, self.store.db, [s for s in self.workflow.stages if not isinstance(s.node, SinkNode)])
 
     def _stop_at_labels(self, waiting: dict[str, int]) -> RunSummary:
         self.summary.waiting = waiting

@@ -42,10 +42,6 @@ def run_load(executor: StageExecutor, stage: Stage, keys: list[str], report: Sta
     root = str(node.dir)
     fingerprint = probe_fingerprint(node.verify)
     store, log = executor.store, executor.log
-    with store.db.connect() as conn:
-        report.unreadable_files = files.errors_under(conn, root)
-    for path, problem in report.unreadable_files:
-        log.warning(f"skipped {path}: {problem}")
     mode = getattr(executor.workflow, "storage", "reference")
     how: dict[str, int] = {}
     progress = executor.progress(stage, len(keys))
@@ -71,11 +67,16 @@ def run_load(executor: StageExecutor, stage: Stage, keys: list[str], report: Sta
 
     # The pool works through a whole window while this thread stores results every WRITE_EVERY seconds.
     with ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="load") as pool:
-        for start in range(0, len(keys), READ_WINDOW):
+        for start in range(0, max(len(keys), 1), READ_WINDOW):  # one window even for no keys
             window = keys[start : start + READ_WINDOW]
             with store.db.connect() as conn:
+                if not start:  # the files discovery could not read, said once (same transaction)
+                    report.unreadable_files = files.errors_under(conn, root)
                 entries = files.entries_for(conn, root, window)
                 cached = cache.lookup(conn, fingerprint, window)
+            if not start:
+                for path, problem in report.unreadable_files:
+                    log.warning(f"skipped {path}: {problem}")
             report.cache_hits += sum(1 for k in window if k in cached and k in entries)
 
             def some(part: list[str], entries=entries, cached=cached) -> list[tuple[Row, Any, str, list]]:
