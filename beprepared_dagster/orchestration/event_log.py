@@ -105,8 +105,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         event_batch_size: int = DEFAULT_EVENT_BATCH_SIZE,
         inst_data: ConfigurableClassData | None = None,
     ) -> None:
-        # Only positive answers are cached: a table never disappears, but a migration can add one.
-        self._tables_seen: set[str] = set()
+        self._schema_seen: set[tuple[str, str]] = set()  # ("table" | "index" | "column", name) found
         self._writer = _BackgroundWriter(
             self._store_item, self._store_one_by_one, on_drained=self._close_shards, on_idle=self._close_kept
         )
@@ -137,11 +136,24 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
 
     def has_table(self, table_name: str) -> bool:
         # Dagster asks this for every materialization (asset_event_tags), each time through a new engine.
-        if table_name in self._tables_seen:
+        return self._schema_has(("table", table_name), super().has_table)
+
+    def has_secondary_index(self, name: str) -> bool:
+        # Asked twice per read of asset records (each step's input versions), each through a new engine.
+        return self._schema_has(("index", name), super().has_secondary_index)
+
+    def has_asset_key_col(self, column_name: str) -> bool:
+        # Asked three times per read of asset records, each an inspection through a new engine.
+        return self._schema_has(("column", column_name), super().has_asset_key_col)
+
+    def _schema_has(self, what: tuple[str, str], ask: Any) -> bool:
+        """Only positive answers are kept: a migration adds tables, columns and secondary indexes, and
+        nothing takes them away."""
+        if what in self._schema_seen:
             return True
-        found = super().has_table(table_name)
+        found = ask(what[1])
         if found:
-            self._tables_seen.add(table_name)
+            self._schema_seen.add(what)
         return found
 
     @property
