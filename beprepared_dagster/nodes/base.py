@@ -136,10 +136,13 @@ class ImageNode(Node):
     Attributes:
         reads: property names the result depends on; None means every property.
         batch_size: images handed to `process` at once (and written to the store per batch).
+        properties_only: `process` only looks at properties, in microseconds per image (no pixels, files,
+            models or user code): the executor computes it inside the transaction that read its inputs.
     """
 
     reads: ClassVar[tuple[str, ...] | None] = None
     batch_size: ClassVar[int] = 1024
+    properties_only: ClassVar[bool] = False
 
     def process(self, images: list[Image], ctx: NodeContext) -> list[Outcome]:
         return [self.process_one(image, ctx) for image in images]

@@ -18,6 +18,7 @@ class SetCaption(PropertyNode):
 
     reads: ClassVar[tuple[str, ...]] = ()
     writes: ClassVar[tuple[str, ...]] = ("caption",)
+    properties_only: ClassVar[bool] = True
     description: ClassVar[str] = "Images captioned {caption!r}."
 
     def __init__(self, caption: str) -> None:

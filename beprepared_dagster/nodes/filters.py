@@ -25,6 +25,7 @@ class FilterBySize(FilterNode):
     """
 
     reads: ClassVar[tuple[str, ...]] = ("width", "height")
+    properties_only: ClassVar[bool] = True
     writes: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = "Images whose size is within the bounds."
 
@@ -70,6 +71,7 @@ class FilterByAspectRatio(FilterNode):
     """
 
     reads: ClassVar[tuple[str, ...]] = ("width", "height")
+    properties_only: ClassVar[bool] = True
     writes: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = "Images whose aspect ratio is within the bounds."
 

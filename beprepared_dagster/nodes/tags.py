@@ -44,6 +44,8 @@ def current_tags(image: Image, prop: str) -> list[str]:
 class _TagNode(PropertyNode):
     """Shared plumbing: the tags live in `target_prop`, which is all the result depends on."""
 
+    properties_only: ClassVar[bool] = True
+
     @property
     def reads(self) -> tuple[str, ...]:  # type: ignore[override]
         return (self.params["target_prop"],)

@@ -10,6 +10,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,7 +193,9 @@ class StageExecutor:
         connection, `node.batch_size` images handed to `process` at once, results stored after any batch
         that took SLOW_BATCH seconds or more, else at least every WRITE_EVERY seconds and at the end of each
         window. A cheap node (a filter) thus costs one read and one write per window instead of a pair per
-        batch; a slow one (a conversion) still stores every batch, so Ctrl-C keeps what was done."""
+        batch; a slow one (a conversion) still stores every batch, so Ctrl-C keeps what was done. A node
+        that works on properties alone (`ImageNode.properties_only`) is computed inside the transaction that
+        read its window, and stored there: one database access per window (each open costs ~20 ms)."""
         node: ImageNode = stage.node  # type: ignore[assignment]
         upstream = stage.inputs[0].name
         progress = self.progress(stage, len(keys))
@@ -207,39 +210,52 @@ class StageExecutor:
                     if r.status == KEPT
                 }
                 cached = cache.lookup(conn, stage.fingerprint, sorted(set(digests.values())))
-            report.cache_hits += sum(1 for d in digests.values() if d in cached)
-            report.fresh_images += sum(1 for d in digests.values() if d not in cached)
-            rows: list[Row] = []
-            fresh_values: dict[str, Any] = {}
-            images, written_at = 0, time.monotonic()
-            for chunk in chunks(window, max(node.batch_size, 1)):
-                batch_started = time.monotonic()
-                mine = [
-                    ((i, r.seq), digests[(i, r.seq)])
-                    for i in chunk
-                    for r in inputs[i]
-                    if (i, r.seq) in digests
-                ]
-                todo = {d: rk for rk, d in mine if d not in cached}
-                fresh = self._compute(
-                    stage, node, {d: inputs[rk[0]][rk[1]] for d, rk in todo.items()}, report
-                )
-                outcomes = {**{d: Outcome.from_json(cached[d]) for _, d in mine if d in cached}, **fresh}
-                for image_id in chunk:
-                    for row in inputs[image_id]:
-                        outcome = outcomes.get(digests.get((image_id, row.seq), ""))
-                        rows.append(self._apply(stage, row, outcome))
-                fresh_values.update({d: o.to_json() for d, o in fresh.items() if o is not None})
-                images += len(chunk)
-                now = time.monotonic()
-                if now - batch_started >= SLOW_BATCH or now - written_at >= WRITE_EVERY:
-                    self._write(stage, rows, report, cache_values=fresh_values)
-                    progress.advance(images)
-                    rows, fresh_values, images, written_at = [], {}, 0, time.monotonic()
-            if images:
-                self._write(stage, rows, report, cache_values=fresh_values)
-                progress.advance(images)
+                if node.properties_only:
+                    self._run_window(stage, node, window, inputs, digests, cached, report, progress, conn)
+                    continue
+            self._run_window(stage, node, window, inputs, digests, cached, report, progress, None)
         progress.finish()
+
+    def _run_window(
+        self,
+        stage: Stage,
+        node: ImageNode,
+        window: list[str],
+        inputs: dict[str, list[Row]],
+        digests: dict[tuple[str, int], str],
+        cached: dict[str, Any],
+        report: StageReport,
+        progress: StageProgress,
+        conn: Any,
+    ) -> None:
+        """Compute a window's cache misses batch by batch and store the rows (on `conn` when given)."""
+        report.cache_hits += sum(1 for d in digests.values() if d in cached)
+        report.fresh_images += sum(1 for d in digests.values() if d not in cached)
+        rows: list[Row] = []
+        fresh_values: dict[str, Any] = {}
+        images, written_at = 0, time.monotonic()
+        for chunk in chunks(window, max(node.batch_size, 1)):
+            batch_started = time.monotonic()
+            mine = [
+                ((i, r.seq), digests[(i, r.seq)]) for i in chunk for r in inputs[i] if (i, r.seq) in digests
+            ]
+            todo = {d: rk for rk, d in mine if d not in cached}
+            fresh = self._compute(stage, node, {d: inputs[rk[0]][rk[1]] for d, rk in todo.items()}, report)
+            outcomes = {**{d: Outcome.from_json(cached[d]) for _, d in mine if d in cached}, **fresh}
+            for image_id in chunk:
+                for row in inputs[image_id]:
+                    outcome = outcomes.get(digests.get((image_id, row.seq), ""))
+                    rows.append(self._apply(stage, row, outcome))
+            fresh_values.update({d: o.to_json() for d, o in fresh.items() if o is not None})
+            images += len(chunk)
+            now = time.monotonic()
+            if now - batch_started >= SLOW_BATCH or now - written_at >= WRITE_EVERY:
+                self._write(stage, rows, report, cache_values=fresh_values, conn=conn)
+                progress.advance(images)
+                rows, fresh_values, images, written_at = [], {}, 0, time.monotonic()
+        if images:
+            self._write(stage, rows, report, cache_values=fresh_values, conn=conn)
+            progress.advance(images)
 
     def _compute(
         self, stage: Stage, node: ImageNode, todo: dict[str, Row], report: StageReport
@@ -303,9 +319,11 @@ class StageExecutor:
         report: StageReport,
         cache_values: dict[str, Any],
         also: Callable[[Any], None] | None = None,
+        conn: Any = None,
     ) -> None:
-        """Write cache values and stage rows (and `also(conn)`) in one transaction, then count them."""
-        with self.store.db.connect() as conn:
+        """Write cache values and stage rows (and `also(conn)`) in one transaction (`conn`'s when given, else
+        one of its own), then count them."""
+        with nullcontext(conn) if conn is not None else self.store.db.connect() as conn:
             cache.store(conn, stage.fingerprint, cache_values)
             report.changed += stages.write_rows(
                 conn,
