@@ -324,3 +324,25 @@ def test_concat_settles_when_a_branch_changes_only_an_image_another_branch_keeps
     summary = branches(600).run()  # raised RunFailed("planning did not settle") before the fix
     assert summary.saved
     assert branches(600).run().runs == []
+
+
+@pytest.mark.parametrize(("set_stage", "plans"), [(False, 1), (True, 2)])
+def test_a_chain_of_per_image_stages_is_planned_once_a_set_stage_is_checked_again(
+    photos, workspace_dir, monkeypatch, set_stage, plans
+):
+    """Planning reads every stage's rows: a chain of per-image stages settles in one round and skips the
+    re-check; a set-level stage can change decisions below it when it runs, so its workflow plans again."""
+    from beprepared_dagster import Take
+    from beprepared_dagster.orchestration import runner
+
+    calls: list[int] = []
+    real = runner.plan
+    monkeypatch.setattr(runner, "plan", lambda *a, **k: calls.append(1) or real(*a, **k))
+    chain = Load(photos) >> FilterBySize(min_edge=512)
+    chain = chain >> Take(3) if set_stage else chain
+    workflow = Workflow("dogs", chain >> SetCaption("x") >> Save, workspace=workspace_dir)
+    summary = workflow.run()
+    assert summary.saved and len(summary.runs) == 1 and len(calls) == plans
+    assert len(list((workspace_dir / "output").glob("*.txt"))) == (3 if set_stage else 4)
+    calls.clear()
+    assert workflow.run().runs == [] and len(calls) == 1  # settled: nothing stale on the next run
