@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -146,14 +148,76 @@ def scan_folder(
     return result
 
 
-def prehash(root: Path, index: dict[str, FileEntry], threads: int = 4) -> Hashed:
+def prehash(root: Path, index: dict[str, FileEntry], processes: int = 1) -> Hashed:
     """Hash what a scan of `root` would hash (files `index` does not know at their size and mtime), so a
-    later `scan_folder(..., known=...)` finds them done: started while the orchestration is still loading."""
+    later `scan_folder(..., known=...)` finds them done: started while the orchestration is still loading.
+
+    The hashing runs in `processes` child interpreters (`hash_in_children`), not in threads of this one: the
+    orchestration's imports hold the interpreter lock nearly all the time, and hashing threads waiting for
+    it between reads took ~1.8 s for 5,000 photos instead of ~0.55 s alone (2-core benchmark machine)."""
     seen = _candidates(root, [])
     todo = _to_hash(seen, index)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        digests = pool.map(_hash_or_error, [p for p, _ in todo])
-        return {p: (st.st_size, st.st_mtime_ns, *d) for (p, st), d in zip(todo, digests, strict=True)}
+    digests = hash_in_children([p for p, _ in todo], processes)
+    return {p: (st.st_size, st.st_mtime_ns, *d) for (p, st), d in zip(todo, digests, strict=True)}
+
+
+# A child interpreter's whole program: NUL-separated paths in, one "=<sha256>" or "!<problem>" per path out.
+_HASHER = """
+import hashlib, sys
+out = sys.stdout.buffer
+for path in sys.stdin.buffer.read().split(b"\\0")[:-1]:
+    try:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        out.write(b"=" + digest.hexdigest().encode())
+    except PermissionError:
+        out.write(b"!unreadable: permission denied")
+    except OSError as exc:
+        out.write(("!unreadable: " + (exc.strerror or str(exc))).encode("utf-8", "replace"))
+    out.write(b"\\0")
+"""
+
+
+def hash_in_children(paths: list[str], processes: int) -> list[tuple[str | None, str | None]]:
+    """(sha256, None) or (None, problem) per path, as `_hash_or_error` gives them, computed by up to
+    `processes` child interpreters (`python -I -S`: no site, ~20 ms to start), each on a contiguous share.
+    Raises OSError when a child cannot start or answers short (the caller then has no hints)."""
+    if not paths:
+        return []
+    count = max(1, min(processes, len(paths) // 64 or 1))
+    size = -(-len(paths) // count)
+    shares = [paths[i : i + size] for i in range(0, len(paths), size)]
+    children = []
+    try:
+        for share in shares:
+            child = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _HASHER],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+            children.append(child)
+            assert child.stdin is not None
+            child.stdin.write(b"".join(os.fsencode(p) + b"\0" for p in share))  # read whole before any answer
+            child.stdin.close()
+        results: list[tuple[str | None, str | None]] = []
+        for child, share in zip(children, shares, strict=True):
+            assert child.stdout is not None
+            answers = child.stdout.read().split(b"\0")[:-1]
+            if child.wait() != 0 or len(answers) != len(share):
+                raise OSError(f"the hashing process ended with status {child.returncode}")
+            results.extend(
+                (a[1:].decode(), None) if a[:1] == b"=" else (None, a[1:].decode("utf-8", "replace"))
+                for a in answers
+            )
+        return results
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
 
 
 def _candidates(root: Path, problems: list[tuple[str, str]]) -> dict[str, os.stat_result]:

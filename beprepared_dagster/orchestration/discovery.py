@@ -67,8 +67,9 @@ def discover(
 
 
 class PreScan:
-    """Hash a workflow's new files on a background thread while the orchestration loads (importing Dagster
-    and opening the instance take about as long as hashing a few thousand photos). Only a hint: `discover`
+    """Hash a workflow's new files while the orchestration loads (importing Dagster and opening the instance
+    take about as long as hashing a few thousand photos): a background thread walks the folders and hands
+    the new files to child processes (`nodes.load.prehash`). Only a hint: `discover`
     still walks every folder under the workspace lock and uses a hash only for a file whose size and mtime
     are unchanged. Gives up quietly (no hints) when the workspace database is busy."""
 
@@ -89,7 +90,7 @@ class PreScan:
             for node in nodes:
                 if node.dir.is_dir():
                     self._hashed[str(node.dir)] = prehash(
-                        node.dir, indexes[str(node.dir)], threads=_threads()
+                        node.dir, indexes[str(node.dir)], processes=_processes()
                     )
         except (StoreError, OSError):
             self._hashed.clear()
@@ -99,8 +100,7 @@ class PreScan:
         return self._hashed
 
 
-def _threads() -> int:
-    """Hashing threads beside the imports: cores − 1, at least 2, at most 4, so the main thread, whose
-    imports and instance set-up are the critical path, keeps most of a core (on 2 cores, 4 hashing threads
-    made the time before the first stage ~0.4 s longer than 2 did)."""
-    return min(4, max(2, (os.cpu_count() or 2) - 1))
+def _processes() -> int:
+    """Hashing processes beside the imports: cores − 1 (at least 1, at most 4), so the main thread, whose
+    imports and instance set-up are the critical path, keeps a core of its own."""
+    return min(4, max(1, (os.cpu_count() or 2) - 1))

@@ -21,7 +21,7 @@ from beprepared_dagster.nodes.load import ScanResult, scan_folder
 from beprepared_dagster.store import files
 from beprepared_dagster.store.db import Database
 from beprepared_dagster.store.files import FileEntry
-from beprepared_dagster_tests.conftest import BAD_FIXTURES, GOOD_FIXTURES, make_image
+from beprepared_dagster_tests.conftest import BAD_FIXTURES, GOOD_FIXTURES, make_image, make_images
 
 
 def sha(path: Path) -> str:
@@ -361,3 +361,21 @@ def test_files_hashed_ahead_are_not_hashed_again_unless_they_changed(tmp_path, m
     result = scan_folder(tmp_path / "photos", {}, known=known)
     assert hashed == [str(b)]  # a's hint used; b's stale hint ignored
     assert {e.path: e.sha256 for e in result.changed} == {str(a): sha(a), str(b): sha(b)}
+
+
+def test_hashing_in_child_processes_answers_as_the_scan_would_in_order(tmp_path):
+    """`prehash` hashes in child interpreters (no lock shared with the imports): every path's answer equals
+    what the scan's own hashing gives, in order, across several processes, for names with a newline or
+    bytes that are not UTF-8, and for a file gone since it was listed."""
+    from beprepared_dagster.nodes.load import _hash_or_error, hash_in_children
+
+    folder = tmp_path / "photos"
+    paths = [str(p) for p in make_images(folder, 150)]
+    odd = [folder / "two\nlines.jpg", folder / os.fsdecode(b"caf\xe9.jpg")]
+    for path in odd:
+        path.write_bytes(b"not really a jpeg")
+    paths += [str(p) for p in odd] + [str(folder / "gone.jpg")]
+    answers = hash_in_children(paths, processes=3)
+    assert answers == [_hash_or_error(p) for p in paths]
+    assert answers[-1] == (None, "unreadable: No such file or directory")
+    assert hash_in_children([], processes=2) == []
