@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import collections
 import io
 import os
 from typing import Any
@@ -94,8 +95,26 @@ def image_metadata(row: Row) -> dict[str, Any]:
     return meta
 
 
+# Object id → its thumbnail, for this process: a run's stages preview the same new images one after the
+# other (each decode of a large photo ~5 ms). An id is the SHA-256 of the bytes, so it never goes stale.
+_THUMBNAILS: collections.OrderedDict[str, str] = collections.OrderedDict()
+_THUMBNAILS_KEPT = 256
+
+
 def thumbnail_markdown(objects: ObjectStore, object_id: str) -> str | None:
     """A tiny inline JPEG (Dagster metadata has no image type; its CSP allows data: images)."""
+    made = _THUMBNAILS.get(object_id)
+    if made is None:
+        made = _thumbnail(objects, object_id)
+        if made is None:
+            return None
+        _THUMBNAILS[object_id] = made
+        while len(_THUMBNAILS) > _THUMBNAILS_KEPT:
+            _THUMBNAILS.popitem(last=False)
+    return made
+
+
+def _thumbnail(objects: ObjectStore, object_id: str) -> str | None:
     from PIL import Image, ImageOps
 
     try:

@@ -88,3 +88,21 @@ def test_the_log_line_has_no_stray_space_and_explains_shared_inputs(photos, work
         in line
     )
     assert "(for 6 images: identical inputs are computed once)" in line
+
+
+def test_a_thumbnail_is_made_once_per_object_in_a_process(tmp_path, monkeypatch):
+    """A run's stages preview the same images one after the other: each object is decoded once."""
+    from beprepared_dagster.store.objects import ObjectStore
+
+    objects = ObjectStore(tmp_path / "objects")
+    object_id = objects.put_file(make_image(tmp_path / "a.jpg", 640, 480, seed=1))
+    opened: list[str] = []
+    real = ObjectStore.path
+    monkeypatch.setattr(ObjectStore, "path", lambda self, oid: opened.append(oid) or real(self, oid))
+    monkeypatch.setattr(metadata, "_THUMBNAILS", type(metadata._THUMBNAILS)())
+    first = metadata.thumbnail_markdown(objects, object_id)
+    assert first is not None and first.startswith("![thumbnail](data:image/jpeg;base64,")
+    assert metadata.thumbnail_markdown(objects, object_id) == first
+    assert opened == [object_id]
+    assert metadata.thumbnail_markdown(objects, "0" * 64) is None  # unknown: not kept, asked again
+    assert metadata.thumbnail_markdown(objects, "0" * 64) is None and opened.count("0" * 64) == 2
