@@ -241,7 +241,9 @@ def main() -> int:
     parser.add_argument("--photos", type=Path, default=SAMPLES)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench_labeling")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS-labeling.md")
-    parser.add_argument("--pace", action="store_true", help="dwell 0/300 ms runs, HumanRank, materializations")
+    parser.add_argument(
+        "--pace", action="store_true", help="dwell 0/300 ms runs, HumanRank, materializations"
+    )
     args = parser.parse_args()
     if args.images <= args.presses:
         parser.error("--images must exceed --presses (the last press must still show an image)")

@@ -94,7 +94,11 @@ class SmartHumanFilter(SmartNode):
     """
 
     kind = "filter"
-    writes: ClassVar[tuple[str, ...]] = ("passed_human_filter", "passed_smart_filter", "smart_filter_confidence")
+    writes: ClassVar[tuple[str, ...]] = (
+        "passed_human_filter",
+        "passed_smart_filter",
+        "smart_filter_confidence",
+    )
     description: ClassVar[str] = (
         "A person keeps or rejects images (domain {domain}); a model trained on their labels decides the rest."
     )

@@ -55,7 +55,9 @@ event_log_storage:
     base_dir: {{event_log_dir}}
 """
 
-_HEADER = "# Written by beprepared-dagster, and updated by it while unmodified; once you edit it, it is yours.\n"
+_HEADER = (
+    "# Written by beprepared-dagster, and updated by it while unmodified; once you edit it, it is yours.\n"
+)
 DAGSTER_YAML = _HEADER + _COMMON + RUN_COORDINATOR_BLOCK + EVENT_LOG_BLOCK
 
 # Every text an earlier version wrote, verbatim: such a file is unmodified and gets the current one.

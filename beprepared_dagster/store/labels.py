@@ -167,9 +167,7 @@ class LabelJournal:
         """Entries with id > `after_id`, oldest first."""
         if not self.path.exists():
             return []
-        sql = (
-            "SELECT id, domain, kind, image_id, value, ts, labeler, request_id FROM journal WHERE id > ? ORDER BY id"
-        )
+        sql = "SELECT id, domain, kind, image_id, value, ts, labeler, request_id FROM journal WHERE id > ? ORDER BY id"
         params: list[Any] = [after_id]
         if limit is not None:
             sql += " LIMIT ?"

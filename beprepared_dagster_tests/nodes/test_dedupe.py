@@ -197,7 +197,9 @@ def test_clip_method_uses_cosine_of_the_clip_property():
     node = FuzzyDedupe(method="clip")
     assert node.features_key() is None and node.params["threshold"] == 0.95 and "clip" in node.reads
     assert [o.kept for o in node.decide(batch, CTX)] == [True, False, True]
-    with pytest.raises(ValueError, match="needs the `clip` embedding that ClipEmbed stores; 0.jpg has none: add"):
+    with pytest.raises(
+        ValueError, match="needs the `clip` embedding that ClipEmbed stores; 0.jpg has none: add"
+    ):
         node.decide([hashed(0, 0)], CTX)
 
 

@@ -226,7 +226,9 @@ def test_model_upscale_methods_build_the_model_node(method):
 
 
 def test_model_only_parameters_are_refused_with_pil():
-    with pytest.raises(WorkflowError, match="^Upscale: model, tile only apply to method='SWINIR' or 'ESRGAN'"):
+    with pytest.raises(
+        WorkflowError, match="^Upscale: model, tile only apply to method='SWINIR' or 'ESRGAN'"
+    ):
         Upscale(model="x.pth", tile=256)
 
 

@@ -96,7 +96,9 @@ def test_rerun_of_unchanged_workflow_recomputes_nothing(photos, workspace_dir):
     assert latest_meta(instance, "dogs", "load")["cache_hits"] == 6
 
 
-def test_a_rerun_that_changed_nothing_starts_no_dagster_run_unless_the_export_was_touched(photos, workspace_dir):
+def test_a_rerun_that_changed_nothing_starts_no_dagster_run_unless_the_export_was_touched(
+    photos, workspace_dir
+):
     workflow = seed_workflow(photos, workspace_dir)
     workflow.run()
     instance = open_instance(WorkspaceStore(workspace_dir))
