@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 from dagster._serdes import deserialize_value, serialize_value
 
@@ -155,6 +156,37 @@ def test_dynamic_partitions_read_through_the_kept_connection_see_every_other_wri
         assert other.get_dynamic_partitions("images") == ["a", "b", "d", "e"]
         ours.get_dynamic_partitions("images").append("x")  # a caller's change stays the caller's
         assert ours.get_dynamic_partitions("images") == ["a", "b", "d", "e"]
+
+
+def _schema(path: Path) -> tuple:
+    conn = sqlite3.connect(path)
+    try:
+        return (
+            sorted(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()),
+            conn.execute("SELECT version_num FROM alembic_version").fetchall(),
+            conn.execute("PRAGMA journal_mode").fetchone()[0],
+        )
+    finally:
+        conn.close()
+
+
+def test_a_new_runs_shard_is_a_copy_of_one_dagster_initialized(home, tmp_path):
+    """A run's shard is copied from a template Dagster itself initialized (its set-up loads ~90 migration
+    scripts per run): same tables, indexes, alembic stamp and WAL mode as Dagster's default storage makes,
+    and the run's events land in it."""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        result = run_range(instance, chain(), keys_for(3))
+        assert result.success
+        assert event_types(instance, result.run_id)[MATERIALIZED.value] == 9
+        ours = home / "history" / "runs" / f"{result.run_id}.db"
+    templates = list((home / "history" / "runs").glob(".shard-template-*.db"))
+    assert len(templates) == 1 and not list((home / "history" / "runs").glob("*.tmp"))
+    default = SqliteEventLogStorage(str(tmp_path / "default"))  # Dagster's own storage, its own _initdb
+    with default.run_connection("some-run"):
+        pass
+    default.dispose()
+    assert _schema(ours)[:2] == _schema(tmp_path / "default" / "some-run.db")[:2]
+    assert _schema(ours)[2] == "wal"
 
 
 def test_range_run_reports_every_partition_with_its_metadata(home, bulk_calls):
