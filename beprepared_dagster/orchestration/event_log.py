@@ -530,6 +530,7 @@ RUN_PAGE_SIZE, INDEX_PAGE_SIZE = 8192, 16384
 
 
 def _new_file(path: str) -> bool:
+    """A database file not created yet (missing or empty)."""
     return path != ":memory:" and not (os.path.exists(path) and os.path.getsize(path) > 0)
 
 
@@ -547,7 +548,7 @@ def _checkpoint(path: str) -> None:
 
 
 def _create_with_page_size(path: str | None, page_size: int) -> None:
-    if not path or path == ":memory:" or (os.path.exists(path) and os.path.getsize(path) > 0):
+    if not path or not _new_file(path):
         return
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     conn = sqlite3.connect(path)
