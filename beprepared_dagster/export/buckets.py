@@ -13,7 +13,9 @@ use a smaller bucket).
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections.abc import Sequence
 
 Bucket = tuple[int, int]
 
@@ -56,8 +58,26 @@ BUCKET_NOTES = {
 
 def nearest_bucket(width: int, height: int, buckets: list[Bucket]) -> Bucket:
     """The bucket with the aspect ratio nearest the image's (ties: the first in the list)."""
-    aspect = width / height
-    return min(buckets, key=lambda b: abs(b[0] / b[1] - aspect))
+    return buckets[Nearest([b[0] / b[1] for b in buckets])(width / height)]
+
+
+class Nearest:
+    """The index of the value nearest `x` (ties: the lowest index), by bisection: what
+    `min(range(len(values)), key=lambda i: abs(values[i] - x))` returns, in O(log n) per call (statistics
+    place thousands of distinct sizes among the ~70 Flux buckets)."""
+
+    def __init__(self, values: Sequence[float]) -> None:
+        self.keys: list[float] = []
+        self.index: list[int] = []
+        for i in sorted(range(len(values)), key=lambda i: (values[i], i)):
+            if not self.keys or self.keys[-1] != values[i]:  # equal values: the lowest index answers
+                self.keys.append(values[i])
+                self.index.append(i)
+
+    def __call__(self, x: float) -> int:
+        k = bisect.bisect_left(self.keys, x)
+        candidates = [(abs(self.keys[j] - x), self.index[j]) for j in (k - 1, k) if 0 <= j < len(self.keys)]
+        return min(candidates)[1]
 
 
 def is_upscaled(width: int, height: int, bucket: Bucket) -> bool:

@@ -8,12 +8,13 @@ included), in words and in CLIP tokens. The result is a JSON-able dict: Save wri
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections import Counter
 from typing import Any
 
-from beprepared_dagster.export.buckets import BUCKET_NOTES, BUCKET_SETS, is_upscaled, label, nearest_bucket
+from beprepared_dagster.export.buckets import BUCKET_NOTES, BUCKET_SETS, Nearest, is_upscaled, label
 from beprepared_dagster.export.captions import raw_tags
 from beprepared_dagster.export.clip_tokens import TOKENIZER_NAME, USABLE_TOKENS, count_tokens
 from beprepared_dagster.export.entries import Entry
@@ -106,18 +107,25 @@ def _histogram(values: list[float], bins: list[tuple[float, str]], last: str) ->
 def _aspects(sizes: list[tuple[int, int]]) -> list[list[Any]]:
     """Counts per nearest common aspect ratio (nearest in log space, so 1:2 and 2:1 are symmetric)."""
     counts: Counter[str] = Counter()
+    nearest = _nearest_aspect()
     for (width, height), n in Counter(sizes).items():  # once per distinct size
-        ratio = math.log(width / height)
-        counts[min(_ASPECTS, key=lambda a: abs(math.log(a[0]) - ratio))[1]] += n
+        counts[_ASPECTS[nearest(math.log(width / height))][1]] += n
     return [[name, counts.get(name, 0)] for _, name in _ASPECTS]
+
+
+@functools.cache
+def _nearest_aspect() -> Nearest:
+    """The nearest common aspect ratio in log space (so 1:2 and 2:1 are symmetric)."""
+    return Nearest([math.log(ratio) for ratio, _ in _ASPECTS])
 
 
 def _buckets(sizes: list[tuple[int, int]], name: str) -> dict[str, Any]:
     buckets = BUCKET_SETS[name]
     counts: Counter[str] = Counter()
     upscaled = 0
+    nearest = Nearest([b[0] / b[1] for b in buckets])  # = nearest_bucket, set up once
     for (width, height), n in Counter(sizes).items():  # once per distinct size
-        bucket = nearest_bucket(width, height, buckets)
+        bucket = buckets[nearest(width / height)]
         counts[label(bucket)] += n
         upscaled += n * is_upscaled(width, height, bucket)
     shown = buckets if len(buckets) <= 12 else [b for b in buckets if counts.get(label(b))]

@@ -13,6 +13,7 @@ CASES = [
     {"caption": 'a "quoted" caption\nwith a newline, a tab\t and a backslash \\', "score": 0.1 + 0.2},
     {"é": "naïve café — 東京 🌸", "control": "\x00\x1f\x7f", "none": None, "yes": True, "no": False},
     {"big": 10**30, "neg": -1.5e-300, "inf": float("inf"), "nan": float("nan"), "zero": -0.0},
+    {"a, b": 'c,\n  "d": 1', "e": ": "},  # separators inside keys and strings stay escaped text
     {"tags": ["a", "b"], "nested": {"x": 1}},  # not flat: json.dumps itself
     {},
     [1, 2, {"a": 1}],

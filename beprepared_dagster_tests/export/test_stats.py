@@ -65,6 +65,23 @@ def test_sdxl_bucket_is_the_nearest_aspect_ratio(size, bucket):
     assert nearest_bucket(*size, SDXL_BUCKETS) == bucket
 
 
+def test_bisected_nearest_answers_as_min_does_ties_and_duplicates_included():
+    """Statistics place each distinct size by bisection; it must pick what a scan of the list picks."""
+    import random
+
+    from beprepared_dagster.export.buckets import Nearest
+
+    rng = random.Random(3)
+    lists = [[b[0] / b[1] for b in buckets] for buckets in (SDXL_BUCKETS, FLUX_BUCKETS)]
+    lists += [[1.0, 2.0, 1.0, 3.0], [2.0, 1.0], [5.0]]  # a repeated value; ties halfway between two
+    for values in lists:
+        nearest = Nearest(values)
+        probes = [rng.uniform(0.05, 8) for _ in range(2000)] + values + [1.5, 2.5, 0.0, 100.0]
+        probes += [rng.randint(1, 4000) / rng.randint(1, 4000) for _ in range(2000)]
+        for x in probes:
+            assert nearest(x) == min(range(len(values)), key=lambda i: abs(values[i] - x)), (values, x)
+
+
 def test_upscaling_is_when_the_image_cannot_cover_its_bucket():
     assert is_upscaled(512, 512, (1024, 1024))
     assert not is_upscaled(2048, 2048, (1024, 1024))
