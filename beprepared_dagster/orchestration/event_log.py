@@ -78,6 +78,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from beprepared_dagster.orchestration.instance import DEFAULT_EVENT_BATCH_SIZE, EVENT_BATCH_SIZE_ENV
+from beprepared_dagster.orchestration.sqlite_storage import is_stamped
 
 # What reaches store_event_batch in a range run: the run's planned events and the step's per-partition
 # materializations (and observations). Anything else in a batch takes Dagster's own per-event path.
@@ -133,6 +134,8 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
 
     def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
         path = engine.url.database
+        if path and not _new_file(path) and is_stamped(path, "event_logs"):
+            return  # all Dagster's check would find (see orchestration.sqlite_storage), without its scripts
         if not for_index_shard and path and _new_file(path) and self._copy_shard_template(path):
             return
         _create_with_page_size(path, INDEX_PAGE_SIZE if for_index_shard else RUN_PAGE_SIZE)
