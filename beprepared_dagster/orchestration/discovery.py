@@ -35,14 +35,17 @@ def discover(
     log: Any,
     prescan: PreScan | None = None,
     first: Callable[[Any], None] | None = None,
+    last: Callable[[Any, list[str]], None] | None = None,
 ) -> Discovery:
     """Scan the Load folders: (size, mtime) index, new files hashed (or taken from `prescan`), index updated.
-    `first(conn)` runs in the transaction that reads the first folder's index (the caller's own reads and
-    writes, without a connection of their own: each open costs ~20 ms)."""
+    `first(conn)` runs in the transaction that reads the first folder's index, `last(conn, new_keys)` in the
+    one that writes the last folder's index (the caller's own reads and writes, without a connection of
+    their own: each open costs ~20 ms; an exception from `last` leaves that folder's index as it was)."""
     result = Discovery()
     known = prescan.result() if prescan is not None else {}
     ordered: dict[str, None] = {}
-    for node in load_nodes(workflow):
+    nodes = load_nodes(workflow)
+    for i, node in enumerate(nodes):
         node.check_folder()
         root = str(node.dir)
         with store.db.connect() as conn:
@@ -51,18 +54,23 @@ def discover(
                 first = None
             index = files.read_index(conn, root)
         scan = scan_folder(node.dir, index, log=log.warning, known=known.get(root))
-        with store.db.connect() as conn:
-            files.replace_index(conn, root, scan.changed, scan.removed)
         result.files += scan.files
         result.hashed += scan.hashed
         result.problems.extend(scan.problems)
         for key in scan.hashes:
             if key not in existing:
                 ordered.setdefault(key, None)
-    if first is not None:  # no Load folder
         with store.db.connect() as conn:
-            first(conn)
+            files.replace_index(conn, root, scan.changed, scan.removed)
+            if last is not None and i == len(nodes) - 1:
+                last(conn, list(ordered))
     result.new_keys = list(ordered)
+    if not nodes and (first is not None or last is not None):  # no Load folder
+        with store.db.connect() as conn:
+            if first is not None:
+                first(conn)
+            if last is not None:
+                last(conn, [])
     return result
 
 

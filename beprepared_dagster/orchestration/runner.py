@@ -230,18 +230,25 @@ class _Run:
 
     def _discover(self) -> list[str]:
         workflow, name = self.workflow, partitions_name(self.workflow)
+        keys: list[str] = []
+
+        def register(conn: Any, new_keys: list[str]) -> None:
+            """In the transaction that writes the file index: the new partitions (a failure here leaves the
+            index as it was, so the next run finds the files new again) and the images' order."""
+            if new_keys:
+                self.instance.add_dynamic_partitions(name, new_keys)
+            keys.extend(self.instance.get_dynamic_partitions(name))
+            order.append_order(conn, workflow.name, keys)
+
         try:
             existing = set(self.instance.get_dynamic_partitions(name))
-            found = discover(self.store, workflow, existing, log, self.prescan, first=self._started)
+            found = discover(
+                self.store, workflow, existing, log, self.prescan, first=self._started, last=register
+            )
             self.prescan = None  # hints for this discovery only
         except OSError as exc:
             raise RunFailed(f"workflow {workflow.name!r}: {exc}") from exc
-        if found.new_keys:
-            self.instance.add_dynamic_partitions(name, found.new_keys)
         self.summary.new_images = len(found.new_keys)
-        keys = list(self.instance.get_dynamic_partitions(name))
-        with self.store.db.connect() as conn:
-            order.append_order(conn, workflow.name, keys)
         self.summary.images = len(keys)
         log.info(f"{workflow.name}: {len(keys)} images ({self.summary.new_images} new)")
         return keys

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from beprepared_dagster.errors import BadImage
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 
 
 TASK_SIZE = 16  # images per task of the thread pool
+# A window this small (a few new images) is read, loaded and stored in one transaction (an open costs
+# ~20 ms; loading them takes less), a larger one in several, so the database is never held for long.
+SMALL_WINDOW = 64
 
 
 def workers() -> int:
@@ -49,11 +53,11 @@ def run_load(executor: StageExecutor, stage: Stage, keys: list[str], report: Sta
     fresh: dict[str, Any] = {}
     written_at = time.monotonic()
 
-    def store_rows() -> None:
+    def store_rows(conn: Any = None) -> None:
         nonlocal rows, fresh, written_at
         report.computed += len(fresh)
         report.fresh_images += len(fresh)
-        with store.db.connect() as conn:
+        with nullcontext(conn) if conn is not None else store.db.connect() as conn:
             cache.store(conn, fingerprint, fresh)
             report.changed += stages.write_rows(
                 conn, executor.workflow.name, stage.name, stage.fingerprint, executor.run_id, rows
@@ -65,40 +69,48 @@ def run_load(executor: StageExecutor, stage: Stage, keys: list[str], report: Sta
         progress.advance(len(rows))
         rows, fresh, written_at = [], {}, time.monotonic()
 
+    def load(pool: ThreadPoolExecutor, window: list[str], entries: dict, cached: dict, conn: Any) -> None:
+        """Load a window's images on the pool, storing results every WRITE_EVERY seconds and at the end (on
+        `conn` when given: a small window is read, loaded and stored in one transaction)."""
+
+        def some(part: list[str]) -> list[tuple[Row, Any, str, list]]:
+            return [
+                _load_one(store, node, stage.name, key, entries.get(key, []), cached.get(key), mode)
+                for key in part
+            ]
+
+        # Small tasks (a task's hand-over costs about what loading a small image does), in order.
+        parts = pool.map(some, [window[i : i + TASK_SIZE] for i in range(0, len(window), TASK_SIZE)])
+        loaded = (outcome for part in parts for outcome in part)
+        for key, (row, probe, added, messages) in zip(window, loaded, strict=True):
+            for level, message in messages:
+                getattr(log, level)(message)
+            if probe is not None and key not in cached:
+                fresh[key] = probe
+            how[added] = how.get(added, 0) + 1
+            rows.append(row)
+            if conn is None and time.monotonic() - written_at >= WRITE_EVERY:
+                store_rows()
+        if rows:
+            store_rows(conn)
+
     # The pool works through a whole window while this thread stores results every WRITE_EVERY seconds.
     with ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="load") as pool:
         for start in range(0, max(len(keys), 1), READ_WINDOW):  # one window even for no keys
             window = keys[start : start + READ_WINDOW]
+            small = len(window) <= SMALL_WINDOW
             with store.db.connect() as conn:
                 if not start:  # the files discovery could not read, said once (same transaction)
                     report.unreadable_files = files.errors_under(conn, root)
+                    for path, problem in report.unreadable_files:
+                        log.warning(f"skipped {path}: {problem}")
                 entries = files.entries_for(conn, root, window)
                 cached = cache.lookup(conn, fingerprint, window)
-            if not start:
-                for path, problem in report.unreadable_files:
-                    log.warning(f"skipped {path}: {problem}")
-            report.cache_hits += sum(1 for k in window if k in cached and k in entries)
-
-            def some(part: list[str], entries=entries, cached=cached) -> list[tuple[Row, Any, str, list]]:
-                return [
-                    _load_one(store, node, stage.name, key, entries.get(key, []), cached.get(key), mode)
-                    for key in part
-                ]
-
-            # Small tasks (a task's hand-over costs about what loading a small image does), in order.
-            parts = pool.map(some, [window[i : i + TASK_SIZE] for i in range(0, len(window), TASK_SIZE)])
-            loaded = (outcome for part in parts for outcome in part)
-            for key, (row, probe, added, messages) in zip(window, loaded, strict=True):
-                for level, message in messages:
-                    getattr(log, level)(message)
-                if probe is not None and key not in cached:
-                    fresh[key] = probe
-                how[added] = how.get(added, 0) + 1
-                rows.append(row)
-                if time.monotonic() - written_at >= WRITE_EVERY:
-                    store_rows()
-            if rows:
-                store_rows()
+                report.cache_hits += sum(1 for k in window if k in cached and k in entries)
+                if small:
+                    load(pool, window, entries, cached, conn)
+            if not small:
+                load(pool, window, entries, cached, None)
     progress.finish()
     added = {k: n for k, n in how.items() if k not in ("", "stored")}
     if added:

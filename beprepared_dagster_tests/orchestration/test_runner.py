@@ -348,3 +348,29 @@ def test_a_chain_of_per_image_stages_is_planned_once_a_set_stage_is_checked_agai
     assert len(list((workspace_dir / "output").glob("*.txt"))) == (3 if set_stage else 4)
     calls.clear()
     assert workflow.run().runs == [] and len(calls) == 1  # settled: nothing stale on the next run
+
+
+def test_a_discovery_that_fails_registering_partitions_finds_the_same_images_new_next_time(
+    photos, workspace_dir, monkeypatch
+):
+    """The file index is written in the transaction that registers the new partitions: when Dagster fails
+    there, the index stays as it was, so the next run finds the files new again instead of never."""
+    workflow = seed_workflow(photos, workspace_dir)
+
+    def broken(self, name, keys):
+        raise OSError("disk full while adding partitions")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dg.DagsterInstance, "add_dynamic_partitions", broken)
+        with pytest.raises(RunFailed, match="disk full"):
+            workflow.run()
+    with WorkspaceStore(workspace_dir).db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM files").fetchone()[0] == 0
+    summary = workflow.run()
+    assert summary.new_images == summary.images == len(list(photos.iterdir()))
+    control = seed_workflow(photos, workspace_dir.parent / "control")
+    control.run()
+    exported = sorted(p.name for p in (workspace_dir / "output").glob("*.jpg"))
+    assert exported and exported == sorted(
+        p.name for p in (workspace_dir.parent / "control/output").glob("*.jpg")
+    )
