@@ -9,71 +9,9 @@ with Workspace("mydataset") as workspace:
 ```
 """
 
+from typing import TYPE_CHECKING, Any
+
 from beprepared_dagster.errors import BadImage, RunFailed, WorkflowError
-from beprepared_dagster.nodes import (
-    AddTags,
-    AestheticScore,
-    Anonymize,
-    AnonymizeMethod,
-    Apply,
-    ClipEmbed,
-    Concat,
-    ConvertFormat,
-    CropToAspect,
-    Downscale,
-    DownscaleMethod,
-    EdgeWatermarkRemoval,
-    ExactDedupe,
-    Fail,
-    Filter,
-    FilterByAspectRatio,
-    FilterBySize,
-    Flip,
-    Florence2Caption,
-    Florence2Task,
-    FuzzyDedupe,
-    GeminiCaption,
-    Gemma3Caption,
-    GPT4oCaption,
-    HumanCaption,
-    HumanFilter,
-    HumanRank,
-    HumanTag,
-    Image,
-    Info,
-    JoyCaptionAlphaOne,
-    JoyCaptionAlphaTwo,
-    JoyCaptionBetaOne,
-    LlamaCaption,
-    LLMCaptionTransform,
-    LLMCaptionVariations,
-    Load,
-    Map,
-    MapCaption,
-    MolmoCaption,
-    NudeNet,
-    OpenAICaption,
-    Passthrough,
-    QwenVLCaption,
-    RemoveTags,
-    RewriteTags,
-    Save,
-    SaveImageFolder,
-    SaveKohya,
-    Set,
-    SetCaption,
-    Shuffle,
-    Sleep,
-    SmartHumanFilter,
-    SmartHumanTag,
-    Sorted,
-    Take,
-    Upscale,
-    UpscaleMethod,
-    VLMCaption,
-    WDTagger,
-    XGenMMCaption,
-)
 from beprepared_dagster.workflow import Node, Workflow, Workspace
 
 
@@ -87,7 +25,157 @@ def _version() -> str:
         return "0+unknown"
 
 
-__version__ = _version()
+def __getattr__(name: str) -> Any:
+    """Node classes and `__version__` on first use: `from beprepared_dagster import Load, Save` imports those
+    nodes' modules only (see `beprepared_dagster.nodes`)."""
+    if name == "__version__":
+        value: Any = _version()
+    elif name in _NODES:
+        import beprepared_dagster.nodes as nodes
+
+        value = getattr(nodes, name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_NODES) | {"__version__"})
+
+
+_NODES = frozenset(
+    {
+        "AddTags",
+        "AestheticScore",
+        "Anonymize",
+        "AnonymizeMethod",
+        "Apply",
+        "ClipEmbed",
+        "Concat",
+        "ConvertFormat",
+        "CropToAspect",
+        "Downscale",
+        "DownscaleMethod",
+        "EdgeWatermarkRemoval",
+        "ExactDedupe",
+        "Fail",
+        "Filter",
+        "FilterByAspectRatio",
+        "FilterBySize",
+        "Flip",
+        "Florence2Caption",
+        "Florence2Task",
+        "FuzzyDedupe",
+        "GeminiCaption",
+        "Gemma3Caption",
+        "GPT4oCaption",
+        "HumanCaption",
+        "HumanFilter",
+        "HumanRank",
+        "HumanTag",
+        "Image",
+        "Info",
+        "JoyCaptionAlphaOne",
+        "JoyCaptionAlphaTwo",
+        "JoyCaptionBetaOne",
+        "LlamaCaption",
+        "LLMCaptionTransform",
+        "LLMCaptionVariations",
+        "Load",
+        "Map",
+        "MapCaption",
+        "MolmoCaption",
+        "NudeNet",
+        "OpenAICaption",
+        "Passthrough",
+        "QwenVLCaption",
+        "RemoveTags",
+        "RewriteTags",
+        "Save",
+        "SaveImageFolder",
+        "SaveKohya",
+        "Set",
+        "SetCaption",
+        "Shuffle",
+        "Sleep",
+        "SmartHumanFilter",
+        "SmartHumanTag",
+        "Sorted",
+        "Take",
+        "Upscale",
+        "UpscaleMethod",
+        "VLMCaption",
+        "WDTagger",
+        "XGenMMCaption",
+    }
+)
+
+if TYPE_CHECKING:
+    from beprepared_dagster.nodes import (
+        AddTags,
+        AestheticScore,
+        Anonymize,
+        AnonymizeMethod,
+        Apply,
+        ClipEmbed,
+        Concat,
+        ConvertFormat,
+        CropToAspect,
+        Downscale,
+        DownscaleMethod,
+        EdgeWatermarkRemoval,
+        ExactDedupe,
+        Fail,
+        Filter,
+        FilterByAspectRatio,
+        FilterBySize,
+        Flip,
+        Florence2Caption,
+        Florence2Task,
+        FuzzyDedupe,
+        GeminiCaption,
+        Gemma3Caption,
+        GPT4oCaption,
+        HumanCaption,
+        HumanFilter,
+        HumanRank,
+        HumanTag,
+        Image,
+        Info,
+        JoyCaptionAlphaOne,
+        JoyCaptionAlphaTwo,
+        JoyCaptionBetaOne,
+        LlamaCaption,
+        LLMCaptionTransform,
+        LLMCaptionVariations,
+        Load,
+        Map,
+        MapCaption,
+        MolmoCaption,
+        NudeNet,
+        OpenAICaption,
+        Passthrough,
+        QwenVLCaption,
+        RemoveTags,
+        RewriteTags,
+        Save,
+        SaveImageFolder,
+        SaveKohya,
+        Set,
+        SetCaption,
+        Shuffle,
+        Sleep,
+        SmartHumanFilter,
+        SmartHumanTag,
+        Sorted,
+        Take,
+        Upscale,
+        UpscaleMethod,
+        VLMCaption,
+        WDTagger,
+        XGenMMCaption,
+    )
 
 __all__ = [
     "AddTags",
