@@ -110,10 +110,12 @@ def describe(conn: Any, db: Any, stages: list[Stage]) -> None:
     """Record what each stage's fingerprint stands for (node, version, parameters) on `conn`, a connection
     to `db` about to commit; the headless runner does it for every stage in the transaction it opens
     anyway, so a stage's run needs no connection of its own for it."""
-    for stage in undescribed(db, stages):
-        node = stage.node
-        cache.describe(conn, stage.fingerprint, type(node).__name__, node.version, node.fingerprint_params())
-        _DESCRIBED.add((str(db.path), stage.fingerprint))
+    todo = {s.fingerprint: s.node for s in undescribed(db, stages)}  # one row per fingerprint
+    cache.describe_many(
+        conn,
+        [(fp, type(node).__name__, node.version, node.fingerprint_params()) for fp, node in todo.items()],
+    )
+    _DESCRIBED.update((str(db.path), fp) for fp in todo)
 
 
 class StageExecutor:

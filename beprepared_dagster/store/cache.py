@@ -30,7 +30,23 @@ def store(conn: Any, fingerprint: str, values: dict[str, Any]) -> None:
 
 
 def describe(conn: Any, fingerprint: str, node: str, version: int, params: dict) -> None:
+    describe_many(conn, [(fingerprint, node, version, params)])
+
+
+def describe_many(conn: Any, described: list[tuple[str, str, int, dict]]) -> None:
+    """Record what each fingerprint stands for (fingerprint, node type, version, parameters), in one
+    statement; a fingerprint already described keeps its row."""
+    if not described:
+        return
     conn.execute(
-        "INSERT OR IGNORE INTO fingerprints VALUES (?, ?, ?, ?)",
-        [fingerprint, node, version, json.dumps(params, sort_keys=True)],
+        """
+        INSERT OR IGNORE INTO fingerprints
+        SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::VARCHAR[])
+        """,
+        [
+            [d[0] for d in described],
+            [d[1] for d in described],
+            [d[2] for d in described],
+            [json.dumps(d[3], sort_keys=True) for d in described],
+        ],
     )
