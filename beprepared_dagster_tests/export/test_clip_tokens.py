@@ -73,3 +73,10 @@ def test_importing_never_pulls_torch():
     code = "import beprepared_dagster.export.clip_tokens as c, sys; c.count_tokens('a cat'); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_every_merge_line_is_two_tokens_and_one_space():
+    """The ranks are keyed by the merge lines as they are ("first second"): that needs exactly one space."""
+    merges = ClipTokenizer()._merges
+    assert len(merges) == 49152 - 256 - 2
+    assert all(line.count(" ") == 1 and len(line.split(" ")) == 2 and all(line.split(" ")) for line in merges)
