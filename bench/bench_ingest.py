@@ -21,7 +21,8 @@ virtual environment), the original runs the same workflow side by side: its cold
 alternate with ours on the same folder, each in its own workspace.
 
 Inside the project's process, the stage executor is wrapped at run time (nothing on disk changes) to record
-when each stage starts and ends, which gives the time before the first stage (process start → Load starts:
+when each stage starts and ends (its modules are imported for that before the run, the way `Workspace.run`
+imports them: with the collector off), which gives the time before the first stage (process start → Load starts:
 imports, instance, discovery, partitions, run creation with its planned events) and per-stage seconds. Peak
 memory is the process's max RSS; disk is the workspace by part; Dagster history is reported per 1,000 images
 per partitioned stage. Prints medians and appends the report to bench/RESULTS-ingest.md.
@@ -52,7 +53,9 @@ FLOW = textwrap.dedent(
     import json, resource, sys, time
     t0 = time.time()
     from beprepared_dagster import (FilterByAspectRatio, FilterBySize, Load, Save, SetCaption, Workspace)
-    from beprepared_dagster.orchestration import executor
+    from beprepared_dagster.orchestration.gcpolicy import no_collection
+    with no_collection():  # as Workspace.run imports them (the instrumentation needs them earlier)
+        from beprepared_dagster.orchestration import assets, executor
 
     marks, original = [], executor.StageExecutor.run
 
@@ -64,7 +67,6 @@ FLOW = textwrap.dedent(
             marks.append([stage.name, start - t0, time.time() - t0, len(keys)])
 
     executor.StageExecutor.run = timed
-    from beprepared_dagster.orchestration import assets
     original_save = assets.run_save
 
     def timed_save(store, workflow, stage, log, keys):

@@ -109,9 +109,11 @@ def _run_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from beprepared_dagster.orchestration.gcpolicy import no_collection_at_exit
-    from beprepared_dagster.orchestration.loader import load_file
-    from beprepared_dagster.orchestration.runner import check_load_folders
+    from beprepared_dagster.orchestration.gcpolicy import no_collection, no_collection_at_exit
+
+    with no_collection():  # Dagster's imports (see gcpolicy)
+        from beprepared_dagster.orchestration.loader import load_file
+        from beprepared_dagster.orchestration.runner import check_load_folders
 
     # exec's code comes from the command line: its relative paths are the shell's, not the temp file's
     workflows = load_file(args.script.resolve(), base_dir=getattr(args, "base_dir", None))

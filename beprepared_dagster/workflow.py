@@ -250,13 +250,14 @@ class Workflow:
         if loader is not None:
             return None  # `dagster dev` is loading this file: define, don't run.
         from beprepared_dagster.orchestration.discovery import PreScan  # Dagster-free
-        from beprepared_dagster.orchestration.gcpolicy import few_full_collections  # Dagster-free
+        from beprepared_dagster.orchestration.gcpolicy import few_full_collections, no_collection
         from beprepared_dagster.store.workspace import WorkspaceStore
 
         # New files are hashed while Dagster is imported and the instance opened (discovery needs both).
         kwargs.setdefault("prescan", PreScan(WorkspaceStore(self.workspace_dir), self))
         with few_full_collections():  # from the imports on: they build most of what a run keeps alive
-            from beprepared_dagster.orchestration.runner import run_workflow  # lazy: the DSL is Dagster-free
+            with no_collection():  # the imports themselves make no garbage worth looking for
+                from beprepared_dagster.orchestration.runner import run_workflow  # lazy: DSL is Dagster-free
 
             return run_workflow(self, **kwargs)
 

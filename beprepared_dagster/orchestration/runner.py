@@ -29,7 +29,11 @@ from beprepared_dagster.orchestration.defs import build_definitions
 from beprepared_dagster.orchestration.discovery import PreScan, discover, load_nodes
 from beprepared_dagster.orchestration.executor import describe
 from beprepared_dagster.orchestration.export import export_is_current
-from beprepared_dagster.orchestration.gcpolicy import few_full_collections, no_collection_at_exit
+from beprepared_dagster.orchestration.gcpolicy import (
+    few_full_collections,
+    no_collection,
+    no_collection_at_exit,
+)
 from beprepared_dagster.orchestration.partitions import partitions_name, range_tags
 from beprepared_dagster.orchestration.planning import PlannedRun, plan
 from beprepared_dagster.orchestration.writer import listening, waiting_message
@@ -133,8 +137,9 @@ class _Run:
             raise Stopped(self.summary.done) from None
 
     def _run(self, save: bool, wait: bool) -> RunSummary:
-        self.instance = inprocess.headless_instance(self.store)
-        self.assets = list(build_definitions([self.workflow]).assets or [])
+        with no_collection():  # Dagster's storage modules load here, and the definitions are built once
+            self.instance = inprocess.headless_instance(self.store)
+            self.assets = list(build_definitions([self.workflow]).assets or [])
         while True:
             with self._lock():  # let go only while waiting for labels
                 if not self.discovered:

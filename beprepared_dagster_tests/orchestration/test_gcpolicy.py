@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from beprepared_dagster.orchestration.gcpolicy import FULL_COLLECTION_EVERY, few_full_collections
+from beprepared_dagster.orchestration.gcpolicy import (
+    FULL_COLLECTION_EVERY,
+    few_full_collections,
+    no_collection,
+)
 
 
 def test_full_collections_are_put_off_during_the_block_and_thresholds_come_back() -> None:
@@ -34,6 +38,31 @@ def test_thresholds_come_back_after_an_error() -> None:
     with pytest.raises(RuntimeError), few_full_collections():
         raise RuntimeError("a failed run")
     assert gc.get_threshold() == before
+
+
+def test_the_collector_is_off_inside_no_collection_and_as_it_was_after() -> None:
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), no_collection():
+        assert not gc.isenabled()
+        raise RuntimeError("an import failed")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with no_collection():  # a caller who turned it off keeps it off
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_a_headless_run_leaves_the_collector_on(tmp_path) -> None:
+    """The imports and the instance's set-up run with the collector off; the caller's process gets it back."""
+    from beprepared_dagster import Load, Save, Workflow
+    from beprepared_dagster_tests.conftest import make_images
+
+    make_images(tmp_path / "photos", 3)
+    Workflow("gc", Load(tmp_path / "photos") >> Save, workspace=tmp_path / "ws").run()
+    assert gc.isenabled() and gc.get_threshold()[2] < FULL_COLLECTION_EVERY
 
 
 SCRIPT = """
