@@ -119,7 +119,7 @@ def ensure_dagster_home(store: WorkspaceStore) -> Path:
     if current is None or _written_by_us(current):
         _write_atomically(config, wanted)
         if current is not None:
-            log.info(f"updated {config} (unmodified) to this version's settings and this workspace's folders")
+            log.info(f"updated {config} (unmodified): this version's settings, this workspace's folders")
     elif STORAGE_CLASS not in current and not _configures_storage(current):
         log.info(
             f"{config} was edited, so it is left as it is; Dagster's bookkeeping costs ~15-20 ms per "
