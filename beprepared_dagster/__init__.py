@@ -30,7 +30,7 @@ def __getattr__(name: str) -> Any:
     nodes' modules only (see `beprepared_dagster.nodes`)."""
     if name == "__version__":
         value: Any = _version()
-    elif name in _NODES:
+    elif name in __all__:  # a node class (everything else __all__ names is imported above)
         import beprepared_dagster.nodes as nodes
 
         value = getattr(nodes, name)
@@ -41,75 +41,8 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_NODES) | {"__version__"})
+    return sorted(set(globals()) | set(__all__) | {"__version__"})
 
-
-_NODES = frozenset(
-    {
-        "AddTags",
-        "AestheticScore",
-        "Anonymize",
-        "AnonymizeMethod",
-        "Apply",
-        "ClipEmbed",
-        "Concat",
-        "ConvertFormat",
-        "CropToAspect",
-        "Downscale",
-        "DownscaleMethod",
-        "EdgeWatermarkRemoval",
-        "ExactDedupe",
-        "Fail",
-        "Filter",
-        "FilterByAspectRatio",
-        "FilterBySize",
-        "Flip",
-        "Florence2Caption",
-        "Florence2Task",
-        "FuzzyDedupe",
-        "GeminiCaption",
-        "Gemma3Caption",
-        "GPT4oCaption",
-        "HumanCaption",
-        "HumanFilter",
-        "HumanRank",
-        "HumanTag",
-        "Image",
-        "Info",
-        "JoyCaptionAlphaOne",
-        "JoyCaptionAlphaTwo",
-        "JoyCaptionBetaOne",
-        "LlamaCaption",
-        "LLMCaptionTransform",
-        "LLMCaptionVariations",
-        "Load",
-        "Map",
-        "MapCaption",
-        "MolmoCaption",
-        "NudeNet",
-        "OpenAICaption",
-        "Passthrough",
-        "QwenVLCaption",
-        "RemoveTags",
-        "RewriteTags",
-        "Save",
-        "SaveImageFolder",
-        "SaveKohya",
-        "Set",
-        "SetCaption",
-        "Shuffle",
-        "Sleep",
-        "SmartHumanFilter",
-        "SmartHumanTag",
-        "Sorted",
-        "Take",
-        "Upscale",
-        "UpscaleMethod",
-        "VLMCaption",
-        "WDTagger",
-        "XGenMMCaption",
-    }
-)
 
 if TYPE_CHECKING:
     from beprepared_dagster.nodes import (
