@@ -56,33 +56,31 @@ def is_stamped(path: str, *tables: str) -> bool:
         conn.close()
 
 
-class StampedSqliteRunStorage(SqliteRunStorage):
+class _Stamped:
+    """`from_local` for a storage of one SQLite file, `<base_dir>/<_DB>.db`: built directly where the file
+    is stamped and has `_TABLES`, else by Dagster's own `from_local` (see the module)."""
+
+    _DB: str
+    _TABLES: tuple[str, ...]
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: dict[str, Any]) -> Any:
+        return cls.from_local(inst_data=inst_data, **config_value)
+
+    @classmethod
+    def from_local(cls, base_dir: str, inst_data: ConfigurableClassData | None = None) -> Any:
+        if is_stamped(os.path.join(base_dir, f"{cls._DB}.db"), *cls._TABLES):
+            return cls(create_db_conn_string(base_dir, cls._DB), inst_data)  # type: ignore[call-arg]
+        return super().from_local(base_dir, inst_data=inst_data)  # type: ignore[misc]
+
+
+class StampedSqliteRunStorage(_Stamped, SqliteRunStorage):
     """`SqliteRunStorage` that skips the alembic check for a database already set up (see the module)."""
 
-    @classmethod
-    def from_config_value(  # ty: ignore[invalid-method-override]
-        cls, inst_data: ConfigurableClassData | None, config_value: dict[str, Any]
-    ) -> StampedSqliteRunStorage:
-        return cls.from_local(inst_data=inst_data, **config_value)
-
-    @classmethod
-    def from_local(cls, base_dir: str, inst_data: ConfigurableClassData | None = None) -> Any:
-        if is_stamped(os.path.join(base_dir, "runs.db"), "runs", "instance_info"):
-            return cls(create_db_conn_string(base_dir, "runs"), inst_data)
-        return super().from_local(base_dir, inst_data=inst_data)
+    _DB, _TABLES = "runs", ("runs", "instance_info")
 
 
-class StampedSqliteScheduleStorage(SqliteScheduleStorage):
+class StampedSqliteScheduleStorage(_Stamped, SqliteScheduleStorage):
     """`SqliteScheduleStorage` that skips the alembic check for a database already set up (see the module)."""
 
-    @classmethod
-    def from_config_value(  # ty: ignore[invalid-method-override]
-        cls, inst_data: ConfigurableClassData | None, config_value: dict[str, Any]
-    ) -> StampedSqliteScheduleStorage:
-        return cls.from_local(inst_data=inst_data, **config_value)
-
-    @classmethod
-    def from_local(cls, base_dir: str, inst_data: ConfigurableClassData | None = None) -> Any:
-        if is_stamped(os.path.join(base_dir, "schedules.db"), "jobs"):
-            return cls(create_db_conn_string(base_dir, "schedules"), inst_data)
-        return super().from_local(base_dir, inst_data=inst_data)
+    _DB, _TABLES = "schedules", ("jobs",)
