@@ -58,7 +58,8 @@ BUCKET_NOTES = {
 
 def nearest_bucket(width: int, height: int, buckets: list[Bucket]) -> Bucket:
     """The bucket with the aspect ratio nearest the image's (ties: the first in the list)."""
-    return buckets[Nearest([b[0] / b[1] for b in buckets])(width / height)]
+    aspect = width / height
+    return min(buckets, key=lambda b: abs(b[0] / b[1] - aspect))
 
 
 class Nearest:

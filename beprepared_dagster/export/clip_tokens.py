@@ -112,14 +112,16 @@ def _first_lines(path: Path, count: int) -> list[str]:
     """The first `count` lines of a gzip-compressed UTF-8 file, decompressing no more of it than they take
     (CLIP's vocabulary file holds 262,000 lines; the merges are its first 49,000, a sixth of its bytes)."""
     inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing
-    data = bytearray()
+    data, lines = bytearray(), 0
     with open(path, "rb") as f:
-        while data.count(b"\n") < count:
+        while lines < count:
             chunk = f.read(1 << 16)
             if not chunk:
                 data += inflate.flush()
                 break
-            data += inflate.decompress(chunk)
+            piece = inflate.decompress(chunk)
+            data += piece
+            lines += piece.count(b"\n")
     whole = bytes(data[: data.rfind(b"\n") + 1] or data)  # a newline byte ends a whole UTF-8 character
     return whole.decode("utf-8").split("\n", count)[:count]
 
