@@ -208,6 +208,16 @@ def run_plain(src: Path, dst: Path, python: str) -> dict:
     return {"wall": wall, **json.loads(proc.stdout)}
 
 
+def compile_bytecode() -> None:
+    """Byte-compile the project's package first, as installing it from a wheel does (and as the first import
+    does on a usual machine). Where PYTHONDONTWRITEBYTECODE is set (some sandboxes set it), an editable
+    install would otherwise compile its ~70 modules from source in every process (~0.1 s each run); the
+    original's modules, installed by pip, are compiled already."""
+    import compileall
+
+    compileall.compile_dir(str(HERE.parent / "beprepared_dagster"), quiet=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=5000)
@@ -217,6 +227,7 @@ def main() -> None:
     parser.add_argument("--original", help="a Python with beprepared 0.2.3 installed, to run side by side")
     args = parser.parse_args()
     python = sys.executable
+    compile_bytecode()
     work = args.workdir
     pool = work / f"images-{args.images}"
     print(f"generating {args.images} images in {pool} (kept between runs)…", flush=True)

@@ -40,7 +40,7 @@ def discover(
     """Scan the Load folders: (size, mtime) index, new files hashed (or taken from `prescan`), index updated.
     `first(conn)` runs in the transaction that reads the first folder's index, `last(conn, new_keys)` in the
     one that writes the last folder's index (the caller's own reads and writes, without a connection of
-    their own: each open costs ~20 ms; an exception from `last` leaves that folder's index as it was)."""
+    their own: each access attaches the file and checkpoints it when it ends; an exception from `last` leaves that folder's index as it was)."""
     result = Discovery()
     known = prescan.result() if prescan is not None else {}
     ordered: dict[str, None] = {}

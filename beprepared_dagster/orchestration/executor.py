@@ -197,7 +197,7 @@ class StageExecutor:
         window. A cheap node (a filter) thus costs one read and one write per window instead of a pair per
         batch; a slow one (a conversion) still stores every batch, so Ctrl-C keeps what was done. A node
         that works on properties alone (`ImageNode.properties_only`) is computed inside the transaction that
-        read its window, and stored there: one database access per window (each open costs ~20 ms)."""
+        read its window, and stored there: one database access per window instead of two."""
         node: ImageNode = stage.node  # type: ignore[assignment]
         upstream = stage.inputs[0].name
         progress = self.progress(stage, len(keys))

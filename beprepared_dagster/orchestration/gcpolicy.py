@@ -19,6 +19,7 @@ import atexit
 import contextlib
 import gc
 import io
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -61,13 +62,16 @@ def no_collection_at_exit() -> None:
 
 
 # Python's buffered files (exact types: an `isinstance` against io.IOBase, an ABC, costs ~1 µs per object).
-_BUFFERED = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom, io.BufferedRWPair)
+_BUFFERED = frozenset((io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom, io.BufferedRWPair))
 
 
 def _freeze() -> None:
-    for obj in gc.get_objects():  # ~20 ms for a run's heap, against ~350 ms for the collection
-        if type(obj) in _BUFFERED and not obj.closed:
+    objects = gc.get_objects()
+    # The files among a run's ~300,000 objects, picked without a Python-level loop (~40% of its time).
+    for obj in itertools.compress(objects, map(_BUFFERED.__contains__, map(type, objects))):
+        if not obj.closed:
             with contextlib.suppress(Exception):  # a broken pipe, a full disk: as at any shutdown
                 if obj.writable():
                     obj.flush()
+    del objects
     gc.freeze()

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 
 TASK_SIZE = 16  # images per task of the thread pool
-# A window this small (a few new images) is read, loaded and stored in one transaction (an open costs
-# ~20 ms; loading them takes less), a larger one in several, so the database is never held for long.
+# A window this small (a few new images) is read, loaded and stored in one transaction (each access
+# checkpoints the file when it ends), a larger one in several, so the database is never held for long.
 SMALL_WINDOW = 64
 
 

@@ -1,7 +1,9 @@
 """DuckDB access: one short transaction per call, bounded retry when another process holds the file.
 
 DuckDB lets one process write (and no other process even read) at a time, so no process keeps the file
-open: every access opens, runs one transaction, and closes.
+open: every access opens, runs one transaction, and closes. "Opens" is an `ATTACH` to an in-memory instance
+kept for the process, "closes" its `DETACH` (`store.attach`): the same file lock, taken and let go at the
+same moments, for a few milliseconds instead of the ~30 ms of building a new instance per access.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from beprepared_dagster.errors import StoreError
+from beprepared_dagster.store import attach
 from beprepared_dagster.store.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -39,10 +42,10 @@ class Database:
 
     @contextmanager
     def connect(self, lock_timeout: float | None = None) -> Iterator[Any]:
-        """Yield a connection inside a transaction; commit on success, roll back on error, always close.
+        """Yield a connection inside a transaction; commit on success, roll back on error, always close
+        (the file is let go when the block ends, unless another thread of this process is inside one too).
         `lock_timeout`: how long to wait for another process's hold on the file (default: the database's).
-        The first access of this object brings the schema up to date on the same connection (an open
-        costs ~20 ms: DuckDB builds its catalog each time)."""
+        The first access of this object brings the schema up to date on the same connection."""
         import duckdb
 
         if not self._migrated:
@@ -59,7 +62,10 @@ class Database:
                 conn.execute("ROLLBACK")
             raise
         finally:
-            conn.close()
+            try:
+                conn.close()
+            finally:
+                self._close()
 
     def _open(self, lock_timeout: float | None = None) -> Any:
         import duckdb
@@ -69,7 +75,12 @@ class Database:
         delay = 0.02
         while True:
             try:
-                return duckdb.connect(str(self.path))
+                return attach.host(self.path).acquire()
+            except duckdb.ResourceInUseException as exc:  # DuckDB's registry of open files says so
+                raise StoreError(
+                    f"could not open {self.path}: {exc}. (A process forked while its parent had the file "
+                    "open cannot open it: start such processes with the 'spawn' method.)"
+                ) from exc
             except (duckdb.IOException, duckdb.TransactionException) as exc:
                 if not _is_lock_conflict(exc):
                     raise StoreError(f"could not open {self.path}: {exc}") from exc
@@ -80,6 +91,14 @@ class Database:
                     ) from exc
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 1.0)
+
+    def _close(self) -> None:
+        import duckdb
+
+        try:
+            attach.host(self.path).release()
+        except duckdb.Error as exc:
+            raise StoreError(f"could not close {self.path}: {exc}") from exc
 
     def _migrate(self, conn: Any) -> None:
         """Apply the migrations this file lacks, each in its own transaction (another process cannot have

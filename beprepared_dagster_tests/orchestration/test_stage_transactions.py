@@ -1,4 +1,4 @@
-"""How many times a stage opens the workspace database (each open costs ~20 ms: DuckDB builds its catalog):
+"""How many times a stage opens the workspace database (each attaches the file and checkpoints it when it ends):
 a node working on properties alone (`ImageNode.properties_only`) is read, computed and stored in one
 transaction per window; any other per-image node reads in one and stores in another, so nothing slow (pixels,
 models, user code) ever runs while the file is held. Both store the same rows and use the cache alike.
