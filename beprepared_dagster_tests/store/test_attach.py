@@ -70,12 +70,12 @@ def test_a_database_an_access_attached_is_let_go_with_it(tmp_path: Path, ends: s
     Database(other).schema_version()
     db = Database(tmp_path / "beprepared.duckdb")
     quoted = str(other).replace("'", "''")
-    with pytest.raises(RuntimeError, match="midway") if ends == "failed" else nullcontext():
-        with db.connect() as conn:
-            conn.execute(f"ATTACH '{quoted}' AS src (READ_ONLY)")
-            assert conn.execute("SELECT count(*) FROM src.schema_migrations").fetchone()[0] > 0
-            if ends == "failed":
-                raise RuntimeError("midway")
+    expected = pytest.raises(RuntimeError, match="midway") if ends == "failed" else nullcontext()
+    with expected, db.connect() as conn:
+        conn.execute(f"ATTACH '{quoted}' AS src (READ_ONLY)")
+        assert conn.execute("SELECT count(*) FROM src.schema_migrations").fetchone()[0] > 0
+        if ends == "failed":
+            raise RuntimeError("midway")
     assert opened_by_another_process(other)
     assert opened_by_another_process(tmp_path / "beprepared.duckdb")
 
