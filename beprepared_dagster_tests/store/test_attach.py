@@ -22,7 +22,12 @@ from beprepared_dagster.store.db import Database
 def opened_by_another_process(path: Path) -> bool:
     """Whether a separate process can open the file for writing now."""
     result = subprocess.run(
-        [sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close(); print('ok')", str(path)],
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; duckdb.connect(sys.argv[1]).close(); print('ok')",
+            str(path),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -59,7 +64,10 @@ def test_threads_share_the_file_and_the_last_one_out_lets_it_go(tmp_path: Path):
     assert attach.host(path).users == 0
     assert opened_by_another_process(path)
     with db.connect() as conn:
-        assert sorted(r[0] for r in conn.execute("SELECT fingerprint FROM fingerprints").fetchall()) == ["a", "b"]
+        assert sorted(r[0] for r in conn.execute("SELECT fingerprint FROM fingerprints").fetchall()) == [
+            "a",
+            "b",
+        ]
 
 
 @pytest.mark.parametrize("ends", ["committed", "failed"])
