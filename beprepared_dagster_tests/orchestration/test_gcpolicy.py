@@ -63,6 +63,23 @@ def test_a_headless_run_leaves_the_collector_on(tmp_path) -> None:
     make_images(tmp_path / "photos", 3)
     Workflow("gc", Load(tmp_path / "photos") >> Save, workspace=tmp_path / "ws").run()
     assert gc.isenabled() and gc.get_threshold()[2] < FULL_COLLECTION_EVERY
+    assert gc.get_freeze_count() == 0  # nothing left out of the collector's reach
+
+
+def test_what_the_set_up_built_is_set_aside_until_the_run_ends() -> None:
+    """The first young collection after the imports no longer walks everything they made: it is frozen until
+    the outermost few_full_collections ends, and then collectable again."""
+    assert gc.get_freeze_count() == 0
+    with few_full_collections():
+        with few_full_collections():
+            with no_collection():
+                made = [[i] for i in range(1000)]
+            assert gc.get_freeze_count() >= len(made)
+        assert gc.get_freeze_count() >= len(made)  # the inner block ends: still set aside
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), few_full_collections(), no_collection():
+        raise RuntimeError("a failed set-up")
+    assert gc.get_freeze_count() == 0
 
 
 SCRIPT = """
