@@ -58,7 +58,8 @@ def no_collection() -> Iterator[None]:
 
     What exists when the block ends is then set aside (`gc.freeze`) until the run's outermost
     `few_full_collections` ends: otherwise the first young collection after the block walked all of it at
-    once (~0.14 s after the imports, ~0.12 s after the instance's set-up), again finding nothing."""
+    once (~0.14 s after the imports, ~0.12 s after the instance's set-up), again finding nothing. A block
+    outside any run (`beprepared run`'s imports) stays set aside until the next run ends."""
     global _frozen
     was = gc.isenabled()
     gc.disable()

@@ -10,15 +10,25 @@ import gc
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from beprepared_dagster.orchestration import gcpolicy
 from beprepared_dagster.orchestration.gcpolicy import (
     FULL_COLLECTION_EVERY,
     few_full_collections,
     no_collection,
 )
+
+
+@pytest.fixture(autouse=True)
+def thawed() -> Iterator[None]:
+    """A `no_collection` block outside any run freezes until the next run ends: not into the next test."""
+    yield
+    gc.unfreeze()
+    gcpolicy._frozen = False
 
 
 def test_full_collections_are_put_off_during_the_block_and_thresholds_come_back() -> None:
@@ -69,7 +79,6 @@ def test_a_headless_run_leaves_the_collector_on(tmp_path) -> None:
 def test_what_the_set_up_built_is_set_aside_until_the_run_ends() -> None:
     """The first young collection after the imports no longer walks everything they made: it is frozen until
     the outermost few_full_collections ends, and then collectable again."""
-    assert gc.get_freeze_count() == 0
     with few_full_collections():
         with few_full_collections():
             with no_collection():
