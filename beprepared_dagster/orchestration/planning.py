@@ -92,11 +92,17 @@ def plan(store: WorkspaceStore, workflow: Workflow, all_keys: list[str], retry_b
         # differ, so the sensors plan again instead of taking it as already planned.
         result.token = _token(conn, store, workflow)
         settled: dict[str, set[str]] = {}  # blocked at a stage, but with an up-to-date row there
-        for stage in partitioned_stages(workflow):
+        partitioned = partitioned_stages(workflow)
+        own_stale = stages.stale_by_stage(
+            conn,
+            workflow.name,
+            [(s.name, s.fingerprint, [i.name for i in s.inputs]) for s in partitioned],
+            all_keys,
+            retry_before,
+        )
+        for stage in partitioned:
             inputs = [i.name for i in stage.inputs]
-            own = stages.stale_images(
-                conn, workflow.name, stage.name, stage.fingerprint, inputs, all_keys, retry_before
-            )
+            own = own_stale[stage.name]
             upstream_stale = set().union(*(stale.get(i, set()) for i in inputs))
             held = set().union(*(blocked.get(i, set()) for i in inputs))
             # An image waiting above whose "waiting" row there is settled must still reach this stage when

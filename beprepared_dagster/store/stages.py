@@ -145,40 +145,59 @@ def stale_images(
     upstream row (the upstream was recomputed since), or failed. With `retry_before` (a timestamp), also
     those whose outcome this stage flagged for retry (not cached) before that time: a new run retries them,
     the rounds of one run do not loop on them."""
+    return stale_by_stage(conn, workflow, [(stage, fingerprint, upstream)], image_ids, retry_before)[stage]
+
+
+def stale_by_stage(
+    conn: Any,
+    workflow: str,
+    specs: list[tuple[str, str, list[str]]],
+    image_ids: list[str],
+    retry_before: Any = None,
+) -> dict[str, set[str]]:
+    """`stale_images` for several stages, each (stage, fingerprint, upstream stages), in one query: the
+    workflow's rows are read once, not twice per stage."""
+    names = [s for s, _, _ in specs]
+    involved = sorted({*names, *(u for _, _, ups in specs for u in ups)})
     rows = conn.execute(
         """
         WITH wanted AS (SELECT unnest(?::VARCHAR[]) AS image_id),
-        mine AS (
-            SELECT image_id, min(fingerprint) AS fp, max(fingerprint) AS fp2, min(updated_at) AS at,
-                   bool_or(status = 'error') AS failed,
+        spec AS (SELECT unnest(?::VARCHAR[]) AS stage, unnest(?::VARCHAR[]) AS fp, unnest(?::VARCHAR[][]) AS ups),
+        agg AS (
+            SELECT stage, image_id, min(fingerprint) AS fp, max(fingerprint) AS fp2, min(updated_at) AS at,
+                   max(updated_at) AS newest, bool_or(status = 'error') AS failed,
                    min(updated_at) FILTER (WHERE starts_with(coalesce(reason, ''), ?)
-                                           AND (status = 'kept' OR at_stage = ?)) AS retry_at
-            FROM stage_rows WHERE workflow = ? AND stage = ? GROUP BY image_id
+                                           AND (status = 'kept' OR at_stage = stage)) AS retry_at
+            FROM stage_rows WHERE workflow = ? AND stage IN (SELECT unnest(?::VARCHAR[]))
+            GROUP BY stage, image_id
         ),
+        edges AS (SELECT stage, unnest(ups) AS up FROM spec),
         ups AS (
-            SELECT image_id, max(updated_at) AS at FROM stage_rows
-            WHERE workflow = ? AND stage IN (SELECT unnest(?::VARCHAR[])) GROUP BY image_id
+            SELECT e.stage, a.image_id, max(a.newest) AS at FROM edges e JOIN agg a ON a.stage = e.up
+            GROUP BY e.stage, a.image_id
         )
-        SELECT w.image_id FROM wanted w
-        LEFT JOIN mine m USING (image_id) LEFT JOIN ups u USING (image_id)
-        WHERE m.image_id IS NULL OR m.failed OR m.fp <> ? OR m.fp2 <> ? OR (u.at IS NOT NULL AND u.at > m.at)
+        SELECT s.stage, w.image_id FROM spec s CROSS JOIN wanted w
+        LEFT JOIN agg m ON m.stage = s.stage AND m.image_id = w.image_id
+        LEFT JOIN ups u ON u.stage = s.stage AND u.image_id = w.image_id
+        WHERE m.image_id IS NULL OR m.failed OR m.fp <> s.fp OR m.fp2 <> s.fp OR (u.at IS NOT NULL AND u.at > m.at)
            OR (?::TIMESTAMP IS NOT NULL AND m.retry_at < ?::TIMESTAMP)
         """,
         [
             image_ids,
+            names,
+            [fp for _, fp, _ in specs],
+            [list(ups) for _, _, ups in specs],
             RETRY,
-            stage,
             workflow,
-            stage,
-            workflow,
-            upstream,
-            fingerprint,
-            fingerprint,
+            involved,
             retry_before,
             retry_before,
         ],
     ).fetchall()
-    return {r[0] for r in rows}
+    stale: dict[str, set[str]] = {name: set() for name in names}
+    for stage, image_id in rows:
+        stale[stage].add(image_id)
+    return stale
 
 
 def counts(conn: Any, workflow: str, stage: str) -> dict[str, int]:

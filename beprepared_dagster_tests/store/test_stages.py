@@ -243,6 +243,30 @@ def test_stale_images_only_for_the_asked_images(db: Database):
     assert stale(db, "down", ["up"], [A]) == {A}
 
 
+def test_stale_by_stage_answers_each_stage_as_stale_images_does(db: Database):
+    """Planning asks for every stage at once: the same answer per stage as one question each, across
+    missing rows, another fingerprint, a recomputed upstream, errors, several upstreams and none."""
+    write(db, "load", [kept(A), kept(B), kept(C)])
+    write(db, "left", [kept(A), kept(B)])
+    write(db, "right", [kept(A), kept(B), Row(C, 0, ERROR, "error: x", "right", {"objectid": C})])
+    write(db, "merge", [kept(A), kept(B), kept(C)])
+    write(db, "merge", [kept(C)], fingerprint=FP2)
+    write(db, "left", [kept(A, changed=True)])
+    specs = [
+        ("load", FP, []),
+        ("left", FP, ["load"]),
+        ("right", FP, ["load"]),
+        ("merge", FP, ["left", "right"]),
+        ("never_ran", FP2, ["merge"]),
+    ]
+    ids = [A, B, C]
+    with db.connect() as conn:
+        together = stages.stale_by_stage(conn, WF, specs, ids)
+        one_by_one = {name: stages.stale_images(conn, WF, name, fp, ups, ids) for name, fp, ups in specs}
+    assert together == one_by_one
+    assert together == {"load": set(), "left": {C}, "right": {C}, "merge": {A, C}, "never_ran": {A, B, C}}
+
+
 def test_counts_count_images_per_status(db: Database):
     write(
         db,
