@@ -17,22 +17,7 @@ import pytest
 
 from beprepared_dagster.store import attach
 from beprepared_dagster.store.db import Database
-
-
-def opened_by_another_process(path: Path) -> bool:
-    """Whether a separate process can open the file for writing now."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys; duckdb.connect(sys.argv[1]).close(); print('ok')",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return result.stdout.strip() == "ok"
+from beprepared_dagster_tests.store.test_db import opened_by_another_process
 
 
 def test_threads_share_the_file_and_the_last_one_out_lets_it_go(tmp_path: Path):
@@ -110,6 +95,7 @@ FORKING = """
 import os, sys, traceback
 from beprepared_dagster.store import attach
 from beprepared_dagster.store.db import Database
+from beprepared_dagster_tests.store.test_db import opened_by_another_process
 
 path = sys.argv[1]
 db = Database(path, lock_timeout=30)

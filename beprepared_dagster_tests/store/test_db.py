@@ -128,12 +128,8 @@ def test_connect_commits_on_success_and_rolls_back_on_error(tmp_path: Path):
         assert conn.execute("SELECT fingerprint FROM fingerprints").fetchall() == [("kept",)]
 
 
-def test_connect_does_not_keep_the_file_open(tmp_path: Path):
-    path = tmp_path / "beprepared.duckdb"
-    db = Database(path)
-    with db.connect() as conn:
-        conn.execute("INSERT INTO fingerprints VALUES ('x', 'Node', 1, '{}')")
-    # Another process can open it as soon as the block ends.
+def opened_by_another_process(path: Path) -> bool:
+    """Whether a separate process can open the file for writing now."""
     result = subprocess.run(
         [
             sys.executable,
@@ -145,7 +141,15 @@ def test_connect_does_not_keep_the_file_open(tmp_path: Path):
         text=True,
         timeout=60,
     )
-    assert result.stdout.strip() == "ok", result.stderr
+    return result.stdout.strip() == "ok"
+
+
+def test_connect_does_not_keep_the_file_open(tmp_path: Path):
+    path = tmp_path / "beprepared.duckdb"
+    db = Database(path)
+    with db.connect() as conn:
+        conn.execute("INSERT INTO fingerprints VALUES ('x', 'Node', 1, '{}')")
+    assert opened_by_another_process(path)  # as soon as the block ends
 
 
 # --- another process holding the lock --------------------------------------------------------------------
