@@ -95,7 +95,8 @@ def host(path: str | os.PathLike[str]) -> Host:
         if found is None:
             found = _hosts[key] = Host(key)
         _hosts.move_to_end(key)
-        _close_idle(keep=found)
+        if found.conn is None:  # an instance is about to be made: the moment to close idle ones
+            _close_idle(keep=found)
         return found
 
 

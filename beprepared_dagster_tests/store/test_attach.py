@@ -124,7 +124,7 @@ assert attach.host(path) is parents
 """
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork exists on POSIX only (not on Windows)")
 def test_a_forked_child_uses_the_store_on_its_own(tmp_path: Path):
     """The parent has its host (an instance, used before) when it forks; the child gets one of its own and
     writes, and the parent goes on using its own afterwards. (A child forked while the parent is inside an
