@@ -114,8 +114,7 @@ def write_export(
     """Make `target` hold exactly `planned` (plus the manifest); rewrite nothing if it already does.
     `previous`: the folder's manifest when the caller already read it (`read_previous`)."""
     started = time.perf_counter()
-    _check_names(planned)
-    report.files = [p.name for p in planned]
+    report.files = _checked_names(planned)
     report.object_ids = list(dict.fromkeys(p.object_id for p in planned if p.object_id))
     manifest = {p.name: p.sha256 for p in planned}
     previous = previous or read_previous(target)
@@ -177,16 +176,10 @@ def _update_in_place(
     planned_names = {p.name for p in planned}
     present = _export_files(target)
     stray = present - planned_names
-    base = str(target)  # strings, not Paths: thousands per export
-    changed = [
-        p
-        for p in planned
-        if not (
-            old.get(p.name) == p.sha256
-            and p.name in present
-            and unchanged_file(f"{base}/{p.name}", stats.get(p.name))
-        )
-    ]
+    changed = [p for p in planned if old.get(p.name) != p.sha256 or p.name not in present]
+    changed += _edited(
+        target, [p for p in planned if old.get(p.name) == p.sha256 and p.name in present], stats
+    )
     if len(changed) + len(stray) > max(SMALL_UPDATE_MIN, SMALL_UPDATE_SHARE * len(planned)):
         return None
     for item in changed:  # a name whose place is a folder, or under a file: the full rebuild handles it
@@ -207,6 +200,22 @@ def _update_in_place(
     report.linked += len(planned) - len(changed)
     report.removed = len(stray)
     return {p.name for p in changed}
+
+
+def _edited(target: Path, planned: list[PlannedFile], stats: dict[str, list[int]]) -> list[PlannedFile]:
+    """The files whose size or mtime is no longer what the manifest recorded (`unchanged_file`, inlined: a
+    stat per file of the export, 13,000 at 5,000 images)."""
+    base, stat, edited = str(target), os.stat, []  # strings, not Paths
+    for item in planned:
+        try:
+            st = stat(f"{base}/{item.name}")
+        except OSError:
+            edited.append(item)
+            continue
+        recorded = stats.get(item.name)
+        if recorded is not None and (st.st_size != recorded[0] or st.st_mtime_ns != recorded[1]):
+            edited.append(item)
+    return edited
 
 
 def _export_files(target: Path) -> set[str]:
@@ -238,19 +247,24 @@ def _stats_of(folder: Path, names: Iterable[str]) -> dict[str, list[int]]:
     return out
 
 
-def _check_names(planned: list[PlannedFile]) -> None:
-    seen: set[str] = set()
-    for item in planned:
-        if not _safe_name(item.name) or item.name == MANIFEST:
-            raise ExportError(f"export file name {item.name!r} is not a plain relative path")
-        if item.name in seen:
-            raise ExportError(f"two files of the export are both named {item.name!r}")
-        seen.add(item.name)
+def _checked_names(planned: list[PlannedFile]) -> list[str]:
+    """The planned names, each a plain relative path and none twice (or the first that is not)."""
+    names = [item.name for item in planned]
+    bad = next((n for n in names if n == MANIFEST or not _safe_name(n)), None)
+    if bad is not None:
+        raise ExportError(f"export file name {bad!r} is not a plain relative path")
+    if len(set(names)) != len(names):
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise ExportError(f"two files of the export are both named {name!r}")
+            seen.add(name)
+    return names
 
 
 def _safe_name(name: str) -> bool:
     """A plain relative POSIX path: not empty, not absolute, no `..` part, no NUL."""
-    return bool(name) and not name.startswith("/") and "\0" not in name and ".." not in name.split("/")
+    return bool(name) and name[0] != "/" and "\0" not in name and "/../" not in f"/{name}/"
 
 
 def _place_all(
@@ -335,7 +349,8 @@ def _write_manifest(
     if inputs is not None:
         state.update(inputs=inputs, summary=summary)
     tmp = folder / f"{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(state, sort_keys=True))  # one line: the C encoder (15,000 entries)
+    # One line, in the planned order (deterministic; sorting 15,000 names cost more than the encoding).
+    tmp.write_text(json.dumps(state))
     os.replace(tmp, folder / MANIFEST)
 
 

@@ -76,9 +76,16 @@ class Nearest:
                 self.index.append(i)
 
     def __call__(self, x: float) -> int:
-        k = bisect.bisect_left(self.keys, x)
-        candidates = [(abs(self.keys[j] - x), self.index[j]) for j in (k - 1, k) if 0 <= j < len(self.keys)]
-        return min(candidates)[1]
+        keys, index = self.keys, self.index
+        k = bisect.bisect_left(keys, x)
+        if k == 0:
+            return index[0]
+        if k == len(keys):
+            return index[-1]
+        below, above = x - keys[k - 1], keys[k] - x  # keys[k-1] < x <= keys[k]
+        if below != above:
+            return index[k - 1] if below < above else index[k]
+        return min(index[k - 1], index[k])
 
 
 def is_upscaled(width: int, height: int, bucket: Bucket) -> bool:

@@ -78,8 +78,14 @@ def inputs_digest(rows: list[Row], node: Any, title: str) -> str:
     code itself (so an upgrade that changes a format rewrites the export)."""
     digest = hashlib.sha256(_code_digest().encode())
     digest.update(json.dumps([type(node).__name__, repr(node), title], sort_keys=True, default=str).encode())
-    for row in rows:
-        digest.update(json.dumps([row.image_id, row.seq, row.props], sort_keys=True, default=str).encode())
+    # A row read for an export carries its stored JSON text: hashed as it is, not re-serialized (~12 µs a row).
+    digest.update(
+        "".join(
+            f"{row.image_id}\0{row.seq}\0"
+            f"{row.text if row.text is not None else json.dumps(row.props, sort_keys=True, default=str)}\n"
+            for row in rows
+        ).encode()
+    )
     return digest.hexdigest()
 
 

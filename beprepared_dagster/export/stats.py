@@ -121,17 +121,17 @@ def _nearest_aspect() -> Nearest:
 
 def _buckets(sizes: list[tuple[int, int]], name: str) -> dict[str, Any]:
     buckets = BUCKET_SETS[name]
-    counts: Counter[str] = Counter()
+    per_bucket = [0] * len(buckets)
     upscaled = 0
     nearest = Nearest([b[0] / b[1] for b in buckets])  # = nearest_bucket, set up once
     for (width, height), n in Counter(sizes).items():  # once per distinct size
-        bucket = buckets[nearest(width / height)]
-        counts[label(bucket)] += n
-        upscaled += n * is_upscaled(width, height, bucket)
-    shown = buckets if len(buckets) <= 12 else [b for b in buckets if counts.get(label(b))]
+        i = nearest(width / height)
+        per_bucket[i] += n
+        upscaled += n * is_upscaled(width, height, buckets[i])
+    counts = [[label(b), n] for b, n in zip(buckets, per_bucket, strict=True)]
     return {
         "note": BUCKET_NOTES[name],
-        "counts": [[label(b), counts.get(label(b), 0)] for b in shown],
+        "counts": counts if len(buckets) <= 12 else [c for c in counts if c[1]],
         "upscaled": upscaled,
     }
 

@@ -11,8 +11,8 @@ from beprepared_dagster.export.atomic import ExportReport
 from beprepared_dagster.export.dataset import export_dataset
 from beprepared_dagster.nodes.save import SaveNode
 from beprepared_dagster.orchestration.discovery import load_nodes
-from beprepared_dagster.store import files, stages
-from beprepared_dagster.store.stages import KEPT, Row
+from beprepared_dagster.store import stages
+from beprepared_dagster.store.stages import Row
 from beprepared_dagster.store.workspace import WorkspaceStore
 from beprepared_dagster.workflow import Stage, Workflow
 
@@ -27,18 +27,14 @@ def kept_rows(store: WorkspaceStore, workflow: Workflow, stage: Stage, log: Any)
     source = stage.inputs[0].name
     roots = [str(n.dir) for n in load_nodes(workflow)]
     with store.db.connect() as conn:
-        rows = stages.read_rows(conn, workflow.name, source)
-        present = files.present_hashes(conn, roots)
-    kept = [r for image_rows in rows.values() for r in image_rows if r.status == KEPT]
-    gone = [r for r in kept if r.image_id not in present]
-    if gone:
-        log.info(f"{len(gone)} kept image(s) left out: their source file was deleted or changed")
-    unprocessed = len(present - set(rows))
-    if unprocessed:
+        found = stages.read_export(conn, workflow.name, source, roots)
+    if found.gone:
+        log.info(f"{found.gone} kept image(s) left out: their source file was deleted or changed")
+    if found.unprocessed:
         log.warning(
-            f"{unprocessed} discovered image(s) are not processed by {source!r} yet and are not exported"
+            f"{found.unprocessed} discovered image(s) are not processed by {source!r} yet and are not exported"
         )
-    return [r for r in kept if r.image_id in present]
+    return found.rows
 
 
 def waiting_for_labels(store: WorkspaceStore, workflow: Workflow, all_keys: list[str]) -> dict[str, int]:

@@ -24,6 +24,8 @@ class Row:
     at_stage: str | None = None
     props: dict[str, Any] = field(default_factory=dict)
     updated_at: Any = None
+    # The props as stored (JSON text), where a reader kept it: what an export's digest hashes (`read_export`).
+    text: str | None = field(default=None, compare=False, repr=False)
 
     def same_content(self, other: Row) -> bool:
         return (self.seq, self.status, self.reason, self.at_stage, self.props) == (
@@ -55,6 +57,48 @@ def read_rows(
             Row(image_id, seq, status, reason, at_stage, json.loads(props) if props else {}, at)
         )
     return result
+
+
+@dataclass
+class ExportRows:
+    """What a Save exports from its upstream stage (`read_export`): the kept rows whose image still has a
+    source file, and the counts it reports about the others."""
+
+    rows: list[Row]
+    gone: int  # kept rows left out: their source file was deleted or changed
+    unprocessed: int  # discovered images the stage has no row for yet
+
+
+def read_export(conn: Any, workflow: str, stage: str, roots: list[str]) -> ExportRows:
+    """The kept rows of `stage` whose image is present under one of the Load folders `roots`, in (image, seq)
+    order, each with its stored JSON text (`Row.text`). Filtered in SQL: rejected rows and rows of deleted
+    files are neither fetched nor parsed."""
+    present = (
+        "SELECT DISTINCT sha256 AS image_id FROM files WHERE sha256 IS NOT NULL "
+        "AND root IN (SELECT unnest(?::VARCHAR[]))"
+    )
+    found = conn.execute(
+        f"""
+        SELECT image_id, seq, props::VARCHAR, updated_at FROM stage_rows
+        WHERE workflow = ? AND stage = ? AND status = '{KEPT}' AND image_id IN ({present})
+        ORDER BY image_id, seq
+        """,
+        [workflow, stage, roots],
+    ).fetchall()
+    rows = [
+        Row(image_id, seq, KEPT, None, None, json.loads(text) if text else {}, at, text or "")
+        for image_id, seq, text, at in found
+    ]
+    gone, unprocessed = conn.execute(
+        f"""
+        WITH present AS ({present}),
+             stage AS (SELECT image_id, status FROM stage_rows WHERE workflow = ? AND stage = ?)
+        SELECT (SELECT count(*) FROM stage WHERE status = '{KEPT}' AND image_id NOT IN (SELECT image_id FROM present)),
+               (SELECT count(*) FROM present WHERE image_id NOT IN (SELECT image_id FROM stage))
+        """,
+        [roots, workflow, stage],
+    ).fetchone()
+    return ExportRows(rows, gone, unprocessed)
 
 
 def write_rows(

@@ -10,6 +10,7 @@ tables (`store.cache`), beyond what stale_images needs.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -111,6 +112,30 @@ def test_rewriting_replaces_all_seqs_of_an_image(db: Database):
 def test_write_rows_of_nothing(db: Database):
     assert write(db, "s1", []) == 0
     assert read(db, "s1") == {}
+
+
+def test_read_export_gives_kept_rows_of_present_images_with_their_stored_text(db: Database):
+    from beprepared_dagster.store import files
+    from beprepared_dagster.store.files import FileEntry
+
+    D = "d" * 64
+    write(db, "load", [kept(A, 1, branch="y"), kept(A, 0, branch="x"), kept(B), kept(D)])
+    write(db, "load", [Row(C, 0, REJECTED, "too small", "load", {"objectid": C})])
+    with db.connect() as conn:
+        present = [FileEntry(f"/in/{i}.jpg", 1, 1, i) for i in (A, C, D, "e" * 64)]
+        files.replace_index(conn, "/in", present, [])
+        files.replace_index(conn, "/elsewhere", [FileEntry("/elsewhere/b.jpg", 1, 1, B)], [])
+        found = stages.read_export(conn, WF, "load", ["/in"])
+    # B's file is not under the Load folder asked for; C was rejected; e has no row yet.
+    assert [(r.image_id, r.seq, r.props.get("branch")) for r in found.rows] == [
+        (A, 0, "x"),
+        (A, 1, "y"),
+        (D, 0, None),
+    ]
+    assert (found.gone, found.unprocessed) == (1, 1)
+    for row in found.rows:  # the text as stored: what an export's digest hashes
+        assert json.loads(row.text) == row.props
+    assert all(r.status == KEPT for r in found.rows)
 
 
 # --- updated_at ------------------------------------------------------------------------------------------
