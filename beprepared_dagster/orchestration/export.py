@@ -22,12 +22,15 @@ def export_target(store: WorkspaceStore, node: SaveNode) -> Path:
     return store.resolve_output(node.dir if node.dir is not None else node.default_dir)
 
 
-def kept_rows(store: WorkspaceStore, workflow: Workflow, stage: Stage, log: Any) -> list[Row]:
-    """The rows a Save stage exports: kept by its upstream stage, source file still present."""
+def kept_rows(
+    store: WorkspaceStore, workflow: Workflow, stage: Stage, log: Any, parse: bool = True
+) -> list[Row]:
+    """The rows a Save stage exports: kept by its upstream stage, source file still present. `parse=False`:
+    their stored texts only (`stages.read_export`)."""
     source = stage.inputs[0].name
     roots = [str(n.dir) for n in load_nodes(workflow)]
     with store.db.connect() as conn:
-        found = stages.read_export(conn, workflow.name, source, roots)
+        found = stages.read_export(conn, workflow.name, source, roots, parse)
     if found.gone:
         log.info(f"{found.gone} kept image(s) left out: their source file was deleted or changed")
     if found.unprocessed:
@@ -108,7 +111,7 @@ def export_is_current(store: WorkspaceStore, workflow: Workflow, stage: Stage) -
     node: SaveNode = stage.node  # type: ignore[assignment]
     try:
         check_targets(store, workflow)
-        rows = kept_rows(store, workflow, stage, _QUIET)
+        rows = kept_rows(store, workflow, stage, _QUIET, parse=False)  # only hashed
         target = export_target(store, node)
         return unchanged_export(target, inputs_digest(rows, node, workflow.name), node) is not None
     except (BeprepareError, OSError, ValueError):

@@ -69,10 +69,11 @@ class ExportRows:
     unprocessed: int  # discovered images the stage has no row for yet
 
 
-def read_export(conn: Any, workflow: str, stage: str, roots: list[str]) -> ExportRows:
+def read_export(conn: Any, workflow: str, stage: str, roots: list[str], parse: bool = True) -> ExportRows:
     """The kept rows of `stage` whose image is present under one of the Load folders `roots`, in (image, seq)
     order, each with its stored JSON text (`Row.text`). Filtered in SQL: rejected rows and rows of deleted
-    files are neither fetched nor parsed."""
+    files are neither fetched nor parsed. `parse=False` leaves `props` empty: for a caller that only hashes
+    the texts (is the export current?)."""
     present = (
         "SELECT DISTINCT sha256 AS image_id FROM files WHERE sha256 IS NOT NULL "
         "AND root IN (SELECT unnest(?::VARCHAR[]))"
@@ -86,7 +87,7 @@ def read_export(conn: Any, workflow: str, stage: str, roots: list[str]) -> Expor
         [workflow, stage, roots],
     ).fetchall()
     rows = [
-        Row(image_id, seq, KEPT, None, None, json.loads(text) if text else {}, at, text or "")
+        Row(image_id, seq, KEPT, None, None, json.loads(text) if text and parse else {}, at, text or "")
         for image_id, seq, text, at in found
     ]
     gone, unprocessed = conn.execute(
