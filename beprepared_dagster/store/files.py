@@ -72,11 +72,3 @@ def errors_under(conn: Any, root: str) -> list[tuple[str, str]]:
     return conn.execute(
         "SELECT path, error FROM files WHERE root = ? AND error IS NOT NULL ORDER BY path", [root]
     ).fetchall()
-
-
-def present_hashes(conn: Any, roots: list[str]) -> set[str]:
-    rows = conn.execute(
-        "SELECT DISTINCT sha256 FROM files WHERE sha256 IS NOT NULL AND root IN (SELECT unnest(?::VARCHAR[]))",
-        [roots],
-    ).fetchall()
-    return {r[0] for r in rows}

@@ -42,7 +42,7 @@ def test_index_round_trip_and_removal(db: Database):
         assert list(files.read_index(conn, OTHER)) == ["/other/y.jpg"]
 
 
-def test_paths_for_errors_under_and_present_hashes(db: Database):
+def test_paths_for_and_errors_under(db: Database):
     with db.connect() as conn:
         files.replace_index(
             conn,
@@ -63,9 +63,6 @@ def test_paths_for_errors_under_and_present_hashes(db: Database):
             B: ["/photos/c.jpg"],
         }
         assert files.errors_under(conn, ROOT) == [("/photos/bad.jpg", "unreadable: permission denied")]
-        assert files.present_hashes(conn, [ROOT]) == {A, B}
-        assert files.present_hashes(conn, [ROOT, OTHER]) == {A, B, C}
-        assert files.present_hashes(conn, []) == set()
 
 
 def test_cache_store_and_lookup(db: Database):

@@ -135,7 +135,12 @@ def test_read_export_gives_kept_rows_of_present_images_with_their_stored_text(db
     assert (found.gone, found.unprocessed) == (1, 1)
     for row in found.rows:  # the text as stored: what an export's digest hashes
         assert json.loads(row.text) == row.props
-    assert all(r.status == KEPT for r in found.rows)
+    with db.connect() as conn:
+        both = stages.read_export(conn, WF, "load", ["/in", "/elsewhere"], parse=False)
+        nowhere = stages.read_export(conn, WF, "load", [])
+    assert [r.image_id for r in both.rows] == [A, A, B, D] and (both.gone, both.unprocessed) == (0, 1)
+    assert all(r.props == {} and json.loads(r.text)["objectid"] == r.image_id for r in both.rows)
+    assert (nowhere.rows, nowhere.gone, nowhere.unprocessed) == ([], 4, 0)
 
 
 # --- updated_at ------------------------------------------------------------------------------------------
