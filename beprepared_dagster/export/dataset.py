@@ -79,6 +79,8 @@ def inputs_digest(rows: list[Row], node: Any, title: str) -> str:
     digest = hashlib.sha256(_code_digest().encode())
     digest.update(json.dumps([type(node).__name__, repr(node), title], sort_keys=True, default=str).encode())
     # A row read for an export carries its stored JSON text: hashed as it is, not re-serialized (~12 µs a row).
+    # The same properties stored in another key order would hash differently: the export is then planned
+    # again once and writes only what differs (nodes build their properties in a fixed order).
     digest.update(
         "".join(
             f"{row.image_id}\0{row.seq}\0"

@@ -84,7 +84,9 @@ def plan_entries(
             stem = f"{base}_{object_id}{f'_{n}' if n else ''}"
             ext = row.props.get("ext", ".bin")
             entry = Entry(folder, stem, ext, object_id, image_id, dict(row.props), captions)
-            entries += [entry, *augmented(entry)]
+            entries.append(entry)
+            if row.props.get(AUGMENTATIONS):  # most images have none
+                entries += augmented(entry)
     return entries
 
 
