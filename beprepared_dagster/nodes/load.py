@@ -112,24 +112,26 @@ def scan_folder(
     result.files = len(seen)
     todo = _to_hash(seen, index)
     known = known or {}
-
-    def digest_of(path: str, st: os.stat_result) -> tuple[str | None, str | None]:
+    digests: dict[str, tuple[str | None, str | None]] = {}
+    unknown = []
+    for path, st in todo:
         ahead = known.get(path)
         if ahead is not None and ahead[:2] == (st.st_size, st.st_mtime_ns):
-            return ahead[2], ahead[3]
-        return _hash_or_error(path)
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for (path, st), (digest, error) in zip(
-            todo, pool.map(lambda item: digest_of(*item), todo), strict=True
-        ):
-            entry = FileEntry(path, st.st_size, st.st_mtime_ns, digest, error)
-            old = index.get(path)
-            if error:
-                result.problems.append((path, error))
-                if old and old.error == error and old.mtime_ns == st.st_mtime_ns:
-                    continue  # already reported
-            result.changed.append(entry)
+            digests[path] = ahead[2], ahead[3]
+        else:
+            unknown.append(path)
+    if unknown:  # only these go to the threads (handing over a task costs about what a known answer does)
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            digests.update(zip(unknown, pool.map(_hash_or_error, unknown), strict=True))
+    for path, st in todo:
+        digest, error = digests[path]
+        entry = FileEntry(path, st.st_size, st.st_mtime_ns, digest, error)
+        old = index.get(path)
+        if error:
+            result.problems.append((path, error))
+            if old and old.error == error and old.mtime_ns == st.st_mtime_ns:
+                continue  # already reported
+        result.changed.append(entry)
     result.hashed = len(todo)
     for path, error in result.problems:
         if path not in seen:
