@@ -121,7 +121,7 @@ def write_export(
     old, state = previous.files, previous.document
     stats = file_stats(state)
     summary = {"images": report.images, "captions": report.captions, "object_ids": report.object_ids[:12]}
-    if old == manifest and all(unchanged_file(f"{target}/{name}", stats.get(name)) for name in manifest):
+    if old == manifest and not edited_files(target, manifest, stats):
         report.unchanged = True
         if inputs is not None and state.get("inputs") != inputs:  # same files, new inputs
             _write_manifest(target, manifest, stats, inputs, summary)
@@ -176,10 +176,12 @@ def _update_in_place(
     planned_names = {p.name for p in planned}
     present = _export_files(target)
     stray = present - planned_names
-    changed = [p for p in planned if old.get(p.name) != p.sha256 or p.name not in present]
-    changed += _edited(
-        target, [p for p in planned if old.get(p.name) == p.sha256 and p.name in present], stats
-    )
+    changed: list[PlannedFile] = []
+    same: list[PlannedFile] = []  # the manifest's content under a name still present: unless edited since
+    for p in planned:
+        (same if old.get(p.name) == p.sha256 and p.name in present else changed).append(p)
+    edited = set(edited_files(target, [p.name for p in same], stats))
+    changed += [p for p in same if p.name in edited]
     if len(changed) + len(stray) > max(SMALL_UPDATE_MIN, SMALL_UPDATE_SHARE * len(planned)):
         return None
     for item in changed:  # a name whose place is a folder, or under a file: the full rebuild handles it
@@ -202,19 +204,19 @@ def _update_in_place(
     return {p.name for p in changed}
 
 
-def _edited(target: Path, planned: list[PlannedFile], stats: dict[str, list[int]]) -> list[PlannedFile]:
-    """The files whose size or mtime is no longer what the manifest recorded (`unchanged_file`, inlined: a
-    stat per file of the export, 13,000 at 5,000 images)."""
+def edited_files(target: Path, names: Iterable[str], stats: dict[str, list[int]]) -> list[str]:
+    """The names whose file in `target` is gone or no longer as the manifest recorded it (`unchanged_file`
+    for a whole export at once: one stat each in a tight loop, 13,000 at 5,000 images)."""
     base, stat, edited = str(target), os.stat, []  # strings, not Paths
-    for item in planned:
+    for name in names:
         try:
-            st = stat(f"{base}/{item.name}")
+            st = stat(f"{base}/{name}")
         except OSError:
-            edited.append(item)
+            edited.append(name)
             continue
-        recorded = stats.get(item.name)
+        recorded = stats.get(name)
         if recorded is not None and (st.st_size != recorded[0] or st.st_mtime_ns != recorded[1]):
-            edited.append(item)
+            edited.append(name)
     return edited
 
 

@@ -16,10 +16,10 @@ from beprepared_dagster.export.atomic import (
     ExportReport,
     PlannedFile,
     Previous,
+    edited_files,
     file_stats,
     read_previous,
     text_file,
-    unchanged_file,
     write_export,
 )
 from beprepared_dagster.export.captions import CaptionSpec
@@ -115,8 +115,7 @@ def unchanged_export(
     manifest, state = previous.files or {}, previous.document
     if state.get("inputs") != inputs or not isinstance(state.get("summary"), dict):
         return None
-    stats, base = file_stats(state), str(target)
-    if not manifest or not all(unchanged_file(f"{base}/{name}", stats.get(name)) for name in manifest):
+    if not manifest or edited_files(target, manifest, file_stats(state)):
         return None
     summary = state["summary"]
     report = ExportReport(target, layout=node.layout, unchanged=True, files=list(manifest))
