@@ -30,6 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         (getattr(args, "subparser", None) or parser).print_help(sys.stderr)
         return 1
+    warm = argv is None and args.func in (_run, _exec) and _warm_enabled()
+    if warm:  # the console script: a warm runner may run it (see orchestration.warm)
+        from beprepared_dagster.orchestration import warm as runner
+
+        client = runner.Client.now()
+        status = runner.delegate(client, sys.argv)
+        if status is not None:
+            return status
     if args.workspace:
         os.environ[WORKSPACE_ENV] = str(resolve_workspace_dir(args.workspace))
     console.configure_logging(getattr(args, "verbose", False))
@@ -41,6 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # the runner's Stopped says what was kept
         console.stopped(str(exc) or "stopped by user")
         return 130
+    finally:
+        if warm:  # the next `beprepared run` need not import Dagster again
+            runner.start_runner(client)
+
+
+def _warm_enabled() -> bool:
+    from beprepared_dagster.orchestration.warm import enabled
+
+    return enabled()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
         "-p", "--port", type=int, help="webserver port (default 3000, or the next free one when it is taken)"
     )
     dev.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    warm = _command(commands, "warm", _warm, "show or stop the warm runners of `run`", _WARM_HELP)
+    warm.add_argument("action", nargs="?", choices=["status", "stop"], default="status")
     return parser
 
 
@@ -73,11 +92,19 @@ _RUN_HELP = """Materialize every stale stage of the workflows a file declares, o
 Dagster instance (the history `beprepared dev` shows), then Save. Only what changed runs again.
 The file may use `with Workspace(...)`; nodes built outside one form a workflow named after the file,
 in the -w workspace. At a human stage the run waits for labels (see --no-wait).
+Afterwards a warm runner waits in the background for the next run (see `beprepared warm --help`).
 
 example: beprepared -w dogs run flow.py"""
 _EXEC_HELP = """Run a workflow given as Python code; the node classes are already imported.
 
 example: beprepared -w dogs exec "Load('raw') >> FilterBySize(min_edge=512) >> Save('out')\""""
+_WARM_HELP = """After `beprepared run` or `exec` has run in its own process, a warm runner stays in the background:
+a process with Dagster already imported that runs the next `run`/`exec` of the same interpreter,
+packages and environment on your terminal, saving the 1-2 s of imports. It leaves after
+$BEPREPARED_WARM_IDLE seconds without a command (default 900). BEPREPARED_WARM=0 turns it off.
+
+  beprepared warm         list this user's warm runners
+  beprepared warm stop    stop them (a command they are running finishes first)"""
 _DEV_HELP = """Start `dagster dev` with DAGSTER_HOME inside the workspace, so run history (half of the cache)
 survives restarts. The workspace is the one the workflow files name (-w, when given, must agree).
 
@@ -127,6 +154,24 @@ def _run(args: argparse.Namespace) -> int:
                 progress=bar.update, log_level="INFO" if args.verbose else "ERROR", **extra
             )
         console.print_summary(workflow, summary)
+    return 0
+
+
+def _warm(args: argparse.Namespace) -> int:
+    from beprepared_dagster.orchestration import warm
+
+    if args.action == "stop":
+        print(f"asked {warm.stop_runners()} warm runner(s) to stop")
+        return 0
+    found = warm.runners()
+    for status in found:
+        state = "stopping" if status.get("stopping") else f"idle limit {status.get('idle_seconds', 0):.0f} s"
+        print(
+            f"pid {status.get('pid')}: {status.get('served', 0)} command(s) served, "
+            f"{status.get('running', 0)} running, {state} ({status.get('python')})"
+        )
+    if not found:
+        print("no warm runner" + ("" if warm.enabled() else " (BEPREPARED_WARM turns them off)"))
     return 0
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+# No warm runner behind the `beprepared` commands tests start (test_warm.py turns it on for its own).
+os.environ["BEPREPARED_WARM"] = "0"
 
 # Tiny random models of each family, built once per session (a second or two each, only when a test asks).
 pytest_plugins = [
