@@ -16,6 +16,12 @@ workspaces (cold) and on the same workspace (unchanged, then +10 new images):
 * warm    the same again, nothing changed.
 * incr    10 new images added to the folder, three times in a row.
 
+Then, on the same workspace, `beprepared run` with its warm runner (orchestration/warm.py; Linux):
+
+* cli-first  `beprepared run flow.py`, nothing changed: runs in its own process, then starts a warm runner.
+* cli-warm   the same again, served by the warm runner (the client process's wall time).
+* cli-incr   10 new images, three times in a row, served by the warm runner.
+
 With `--original PYTHON` (an interpreter with the original tool, `pip install beprepared==0.2.3`, in its own
 virtual environment), the original runs the same workflow side by side: its cold, unchanged and +10 runs
 alternate with ours on the same folder, each in its own workspace.
@@ -190,6 +196,73 @@ def run_project(src: Path, ws: Path, python: str) -> dict:
     }
 
 
+CLI_FLOW = """
+from beprepared_dagster import FilterByAspectRatio, FilterBySize, Load, Save, SetCaption, Workspace
+with Workspace({ws!r}, name="ingest"):
+    (Load({src!r}) >> FilterBySize(min_edge=256) >> FilterByAspectRatio(min_aspect=0.3, max_aspect=3)
+     >> SetCaption("ohwx") >> Save)
+"""
+
+
+def run_cli(flow: Path, env: dict[str, str]) -> dict:
+    """`beprepared run flow.py` as a whole process (served by a warm runner when one is ready)."""
+    beprepared = Path(sys.executable).parent / "beprepared"
+    started = time.perf_counter()
+    proc = subprocess.run([str(beprepared), "run", str(flow)], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"beprepared run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return {"wall": wall, "peak_mib": _runner_rss_mib(env)}
+
+
+def _runner_rss_mib(env: dict[str, str]) -> float:
+    """The resident memory of the warm runner waiting for commands (0 when there is none)."""
+    for status in _runners(env):
+        try:
+            for line in Path(f"/proc/{status['pid']}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return 0.0
+
+
+def _runners(env: dict[str, str]) -> list[dict]:
+    from beprepared_dagster.orchestration import warm
+
+    saved = os.environ.get(warm.WARM_DIR_ENV)
+    os.environ[warm.WARM_DIR_ENV] = env[warm.WARM_DIR_ENV]
+    try:
+        return warm.runners()
+    finally:
+        if saved is None:
+            del os.environ[warm.WARM_DIR_ENV]
+        else:
+            os.environ[warm.WARM_DIR_ENV] = saved
+
+
+def cli_phases(rows: dict[str, list[dict]], src: Path, ws: Path, work: Path, extras: list[Path]) -> None:
+    """cli-first (starts the warm runner), cli-warm, then three cli-incr; the runner is stopped after."""
+    sockets = work / "warm-sockets"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BEPREPARED_")}
+    env.update(BEPREPARED_WARM="1", BEPREPARED_WARM_DIR=str(sockets), BEPREPARED_WARM_IDLE="600")
+    flow = work / "cli_flow.py"
+    flow.write_text(CLI_FLOW.format(ws=str(ws), src=str(src)))
+    rows["cli-first"].append(run_cli(flow, env))
+    deadline = time.monotonic() + 120
+    while not _runners(env):
+        if time.monotonic() > deadline:
+            raise SystemExit("the warm runner did not start")
+        time.sleep(0.2)
+    rows["cli-warm"].append(run_cli(flow, env))
+    for extra in extras:
+        for p in extra.iterdir():
+            shutil.copyfile(p, src / p.name)
+        rows["cli-incr"].append(run_cli(flow, env))
+    for status in _runners(env):
+        os.kill(status["pid"], 15)
+
+
 def run_original(src: Path, ws: Path, python: str) -> dict:
     wall, data = run_flow(ORIGINAL, src, ws, python, "original")
     return {"wall": wall, "peak_mib": data["peak_mib"]}
@@ -233,10 +306,13 @@ def main() -> None:
     print(f"generating {args.images} images in {pool} (kept between runs)…", flush=True)
     make_images(pool, args.images)
     extras = [work / f"extra-10-{i}" for i in range(3)]
-    for i, folder in enumerate(extras):
+    cli_extras = [work / f"extra-10-{i}" for i in range(3, 6)]
+    for i, folder in enumerate(extras + cli_extras):
         make_images(folder, 10, start=10**6 + 10 * i)
 
     rows: dict[str, list[dict]] = {"plain": [], "cold": [], "warm": [], "incr": []}
+    if sys.platform.startswith("linux"):
+        rows.update({"cli-first": [], "cli-warm": [], "cli-incr": []})
     original: dict[str, list[dict]] = {"cold": [], "warm": [], "incr": []}
     disk: dict[str, int] = {}
     for r in range(args.repeats):
@@ -263,13 +339,16 @@ def main() -> None:
                 shutil.copyfile(p, src / p.name)
             both("incr")
         print(
-            f"repeat {r + 1}: " + ", ".join(f"{k} {v[-1]['wall']:.1f}s" for k, v in rows.items()), flush=True
+            f"repeat {r + 1}: " + ", ".join(f"{k} {v[-1]['wall']:.1f}s" for k, v in rows.items() if v),
+            flush=True,
         )
         if r == args.repeats - 1:
             disk = {
                 part: du(ws / part) for part in ("objects", "beprepared.duckdb", "dagster_home", "output")
             }
             disk["source images"] = du(src)
+        if "cli-first" in rows:  # after the disk figures: the history budget is cold + three increments
+            cli_phases(rows, src, ws, work, cli_extras)
         shutil.rmtree(ws, ignore_errors=True)
         shutil.rmtree(ows, ignore_errors=True)
 
@@ -311,6 +390,13 @@ def render(
             else f"| {phase} | {median(walls):.2f} | {', '.join(f'{w:.1f}' for w in walls)} | "
             f"{median(walls) / plain:.2f} | – | {median([r['peak_mib'] for r in runs]):.0f} |"
         )
+    if rows.get("cli-first"):
+        lines += [
+            "",
+            "cli-*: `beprepared run flow.py` as a whole client process on the same workspace (cli-warm and "
+            "cli-incr served by the warm runner that cli-first started); their peak RSS column is the warm "
+            "runner's resident memory while it waits.",
+        ]
     if any(original.values()):
         lines += [
             "",

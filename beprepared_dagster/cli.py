@@ -35,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         from beprepared_dagster.orchestration import warm as runner
 
         client = runner.Client.now()
-        status = runner.delegate(client, sys.argv)
+        try:
+            status = runner.delegate(client, sys.argv)
+        except KeyboardInterrupt:  # before the command started (once it has, Ctrl-C goes to it)
+            console.stopped("stopped by user")
+            return 130
         if status is not None:
             return status
     if args.workspace:

@@ -149,8 +149,10 @@ def delegate(client: Client, argv: list[str]) -> int | None:
         try:
             send_request(conn, request, fds=[0, 1, 2])
             reader = conn.makefile("rb")
+            conn.settimeout(30)  # a runner answers at once; one that does not is not waited for
             started = read_reply(reader)
-        except OSError:
+            conn.settimeout(None)
+        except OSError:  # timeouts included
             return None
         if not started or not isinstance(started.get("pid"), int):
             return None  # refused before anything ran
@@ -199,7 +201,8 @@ def start_runner(client: Client) -> None:
     import subprocess
 
     env = {**client.env, PATH_ENV: json.dumps(client.path)}
-    command = [sys.executable, "-m", "beprepared_dagster.orchestration.warm_server", str(folder), key]
+    flags = subprocess._args_from_interpreter_flags()  # -O, -X …: the commands run as this one would
+    command = [sys.executable, *flags, "-m", "beprepared_dagster.orchestration.warm_server", str(folder), key]
     with contextlib.suppress(OSError), open(folder / f"{key}.log", "wb") as log:
         subprocess.Popen(
             [*command, str(idle_seconds())],

@@ -79,12 +79,21 @@ def main(argv: list[str]) -> int:
     for name in PRELOAD:
         importlib.import_module(name)
     _preload_nodes()
-    if threading.active_count() != 1:  # forking would copy locks held by threads it does not copy
-        print(f"warm runner: {threading.active_count()} threads after the imports; not serving", flush=True)
+    threads = _threads()
+    if threads != 1:  # forking would copy locks held by threads it does not copy (native ones included)
+        print(f"warm runner: {threads} threads after the imports; not serving", flush=True)
         return 1
     gc.collect()
     gc.freeze()
     return Runner(folder, key, idle, lock).serve()
+
+
+def _threads() -> int:
+    """This process's threads, native ones included (a library's thread pool is no Python thread)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
 
 
 def _preload_nodes() -> None:
@@ -193,6 +202,12 @@ class Runner:
             for fd in fds:
                 os.close(fd)
             conn.close()
+            return
+        if _threads() != 1:  # something started a thread since: run the command in the caller's process
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+            self.stopping = True
             return
         pid = os.fork()
         if pid == 0:
