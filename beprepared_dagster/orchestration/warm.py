@@ -240,6 +240,7 @@ def ask(sock: Path, request: dict[str, Any]) -> dict[str, Any] | None:
         return None
     with conn:
         try:
+            conn.settimeout(5)  # a runner busy stopping answers no more
             send_request(conn, request, fds=[])
             return read_reply(conn.makefile("rb"))
         except OSError:

@@ -117,6 +117,7 @@ class Runner:
         self.started = time.time()
         self.last = time.monotonic()
         self.stopping = False
+        self.replaced = False  # another runner took the socket's name
 
     def serve(self) -> int:
         staging = self.folder / f"{self.key}.{os.getpid()}.tmp"
@@ -152,6 +153,8 @@ class Runner:
         self._reap()
         if not self.children and (self.stopping or time.monotonic() - self.last > self.idle or self._gone()):
             return False
+        if self.stopping:  # no new commands: the next client finds no runner and runs in its own process
+            self._release_socket()
         watched: list[Any] = [self.wake_r] + [c for c in self.children.values() if c is not None]
         if not self.stopping:
             watched.append(self.listener)
@@ -271,15 +274,24 @@ class Runner:
             "stopping": self.stopping,
         }
 
-    def _leave(self, keep_log: bool) -> None:
-        """Remove the socket (unless another runner replaced it), the lock file and, after a clean end, the
-        log: a runner's key changes with every upgrade, and old keys' files would pile up."""
-        with contextlib.suppress(OSError):
-            if os.stat(self.path).st_ino == self.inode:
+    def _release_socket(self) -> None:
+        """Stop listening, and remove the socket file unless another runner has replaced it."""
+        if self.listener.fileno() < 0:
+            return
+        self.replaced = self._gone()
+        if not self.replaced:
+            with contextlib.suppress(OSError):
                 self.path.unlink()
-                for suffix in (".lock",) if keep_log else (".log", ".lock"):
-                    (self.folder / f"{self.key}{suffix}").unlink(missing_ok=True)
         self.listener.close()
+
+    def _leave(self, keep_log: bool) -> None:
+        """Remove the socket, the lock file and, after a clean end, the log: a runner's key changes with every
+        upgrade, and old keys' files would pile up (those of a runner that replaced this one stay)."""
+        self._release_socket()
+        if not self.replaced:
+            for suffix in (".lock",) if keep_log else (".log", ".lock"):
+                with contextlib.suppress(OSError):
+                    (self.folder / f"{self.key}{suffix}").unlink()
 
     def _become(self, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
         """In the forked child: take the client's terminal, folder, environment and umask, run the command,

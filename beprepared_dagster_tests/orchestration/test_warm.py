@@ -64,6 +64,13 @@ def _start_runner(env: dict[str, str], cwd: Path) -> None:
     wait_for(lambda: len(_status(env)) == 1, timeout=120)
 
 
+def _ended(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"  # not reaped yet
+    except OSError:
+        return True
+
+
 @pytest.fixture
 def photos_flow(tmp_path: Path) -> Path:
     make_images(tmp_path / "photos", 3, 64, 48)
@@ -136,12 +143,19 @@ def test_ctrl_c_reaches_the_command_and_a_dead_client_stops_it(tmp_path, warm_en
     wait_for(lambda: computed(script) >= 4)
     status = _status(warm_env)
     assert [s["served"] for s in status] == [1], (status, run.poll())
+    runner = status[0]["pid"]
     if how == "ctrl-c":
+        # Asked to stop while it serves: it takes no new command, and waits for this one to end.
+        assert "asked 1 warm runner(s) to stop" in _cli(["warm", "stop"], warm_env, tmp_path).stdout
+        assert _status(warm_env) == [] and computed(script) < 10
         os.killpg(run.pid, signal.SIGINT)
     else:
         run.kill()  # the runner sees the client go and interrupts its command
     out, err = run.communicate(timeout=120)  # the command wrote to the pipes it was handed
-    wait_for(lambda: _status(warm_env)[0]["running"] == 0, timeout=60)
+    if how == "ctrl-c":
+        wait_for(lambda: _ended(runner), timeout=60)  # gone once its command ended
+    else:
+        wait_for(lambda: _status(warm_env)[0]["running"] == 0, timeout=60)
     lines = err.strip().splitlines()
     assert lines[-1].startswith("stopped; ") and lines[-1].endswith("re-run to continue"), err[-3000:]
     assert "Traceback" not in err
