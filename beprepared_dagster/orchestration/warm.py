@@ -45,6 +45,7 @@ WARM_DIR_ENV = "BEPREPARED_WARM_DIR"
 IDLE_ENV = "BEPREPARED_WARM_IDLE"
 PATH_ENV = "BEPREPARED_WARM_SYS_PATH"  # the client's sys.path, for the runner it starts
 DEFAULT_IDLE = 900.0
+RETRY_AFTER = 600.0  # seconds before starting a runner again for a key whose last one failed
 MAX_REQUEST = 4 << 20
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 _OFF = ("0", "false", "no", "off")
@@ -198,17 +199,21 @@ def start_runner(client: Client) -> None:
         return
     if _locked(folder / f"{key}.lock"):
         return  # one is starting
+    log = folder / f"{key}.log"
+    with contextlib.suppress(OSError):
+        if time.time() - log.stat().st_mtime < RETRY_AFTER:
+            return  # the last one for this key failed (its log says why; a clean end removes it)
     import subprocess
 
     env = {**client.env, PATH_ENV: json.dumps(client.path)}
     flags = subprocess._args_from_interpreter_flags()  # -O, -X …: the commands run as this one would
     command = [sys.executable, *flags, "-m", "beprepared_dagster.orchestration.warm_server", str(folder), key]
-    with contextlib.suppress(OSError), open(folder / f"{key}.log", "wb") as log:
+    with contextlib.suppress(OSError), open(log, "wb") as output:
         subprocess.Popen(
             [*command, str(idle_seconds())],
             stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
+            stdout=output,
+            stderr=output,
             cwd="/",
             env=env,
             start_new_session=True,

@@ -77,7 +77,7 @@ def main(argv: list[str]) -> int:
     import importlib
 
     for name in PRELOAD:
-        importlib.import_module(name)
+        _try(importlib.import_module, name)
     _preload_nodes()
     threads = _threads()
     if threads != 1:  # forking would copy locks held by threads it does not copy (native ones included)
@@ -104,8 +104,16 @@ def _preload_nodes() -> None:
     import beprepared_dagster
 
     for name in beprepared_dagster.__all__:
-        getattr(beprepared_dagster, name)
+        _try(getattr, beprepared_dagster, name)
     Image.init()
+
+
+def _try(load: Any, *args: Any) -> None:
+    """Import something ahead; a failure is the command's to report (it imports it again), not the runner's."""
+    try:
+        load(*args)
+    except Exception:
+        traceback.print_exc()
 
 
 class Runner:
