@@ -1,10 +1,11 @@
 """The warm runner of `beprepared run` (orchestration/warm.py, warm_server.py) through the real console
 script: a first run starts one, the next runs (and failing ones) are served by it with the client's folder,
 terminal and exit status, Ctrl-C reaches the command, a client that dies stops its command, stale or
-foreign runners are never used, and runners leave when idle or asked.
+foreign runners are never used, a killed runner leaves its command to finish, and runners leave when idle or
+asked.
 
-Not covered: macOS and Windows (the runner is Linux-only and turned off there), a runner killed while it
-serves (the client then waits for the command's pid to end and says so)."""
+Not covered: macOS and Windows (the runner is Linux-only and turned off there), a runner that fails before
+it listens (its log stays, and that key is not tried again for 10 minutes)."""
 
 from __future__ import annotations
 
@@ -163,6 +164,31 @@ def test_ctrl_c_reaches_the_command_and_a_dead_client_stops_it(tmp_path, warm_en
     stopped_at = computed(script)
     time.sleep(1.5)
     assert computed(script) == stopped_at < 10  # nothing goes on computing
+
+
+def test_a_killed_runner_leaves_its_command_running_and_the_client_waits_for_it(tmp_path, warm_env):
+    make_images(tmp_path / "photos", 6, 16, 12)
+    marker, ws, photos = str(tmp_path / "computed.txt"), str(tmp_path / "ws"), str(tmp_path / "photos")
+    script = tmp_path / "flow.py"
+    script.write_text(FLOW.format(marker=marker, ws=ws, photos=photos))
+    _start_runner(warm_env, tmp_path)
+    runner = _status(warm_env)[0]["pid"]
+    run = subprocess.Popen(
+        [BEPREPARED, "run", str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**warm_env, "SLOW": "0.3"},
+    )
+    wait_for(lambda: computed(script) >= 2)
+    os.kill(runner, signal.SIGKILL)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 1
+    assert err.strip().splitlines()[-1] == (
+        "beprepared: the warm runner ended without reporting the command's status"
+    )
+    assert computed(script) == 6 and "6 kept" in out  # the command finished before the client returned
+    assert len(list((tmp_path / "ws" / "output").glob("*.jpg"))) == 6
 
 
 def test_runner_leaves_when_idle_and_when_asked(tmp_path, warm_env):
