@@ -22,6 +22,7 @@ import pytest
 from beprepared_dagster.orchestration import warm
 from beprepared_dagster_tests.conftest import make_images
 from beprepared_dagster_tests.orchestration.test_runner_processes import BEPREPARED, FLOW, computed, wait_for
+from beprepared_dagster_tests.test_cli import ANSI, cli_tty
 
 pytestmark = pytest.mark.slow
 
@@ -164,6 +165,17 @@ def test_ctrl_c_reaches_the_command_and_a_dead_client_stops_it(tmp_path, warm_en
     stopped_at = computed(script)
     time.sleep(1.5)
     assert computed(script) == stopped_at < 10  # nothing goes on computing
+
+
+def test_a_served_command_draws_its_progress_bar_in_colour_on_the_callers_terminal(
+    tmp_path, warm_env, photos_flow
+):
+    extra = {k: warm_env[k] for k in ("BEPREPARED_WARM", "BEPREPARED_WARM_DIR", "BEPREPARED_WARM_IDLE")}
+    _start_runner(warm_env, tmp_path)
+    code, out = cli_tty("-w", str(tmp_path / "ws"), "run", str(photos_flow), **extra)
+    assert code == 0, out[-3000:]
+    assert _served(warm_env) == 1  # the terminal was the runner's child's
+    assert "\r" in out.replace("\r\n", "") and ANSI.search(out) and "3 new image(s)" in out
 
 
 def test_a_killed_runner_leaves_its_command_running_and_the_client_waits_for_it(tmp_path, warm_env):
