@@ -167,7 +167,18 @@ def _wait(reader: Any, pid: int) -> int:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
 
-    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    def suspend(_signum: int, _frame: Any) -> None:
+        """Ctrl-Z: stop the command, then this process as the terminal asked (job control as usual)."""
+        forward(signal.SIGSTOP, None)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # stops here until `fg`/`bg` sends SIGCONT
+
+    def resume(_signum: int, _frame: Any) -> None:
+        signal.signal(signal.SIGTSTP, suspend)
+        forward(signal.SIGCONT, None)
+
+    handlers = {**dict.fromkeys(FORWARDED, forward), signal.SIGTSTP: suspend, signal.SIGCONT: resume}
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         done = read_reply(reader)
     except OSError:

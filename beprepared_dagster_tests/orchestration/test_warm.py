@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from beprepared_dagster.orchestration import warm
+from beprepared_dagster.store.lock import read_holder
 from beprepared_dagster_tests.conftest import make_images
 from beprepared_dagster_tests.orchestration.test_runner_processes import BEPREPARED, FLOW, computed, wait_for
 from beprepared_dagster_tests.test_cli import ANSI, cli_tty
@@ -67,10 +68,7 @@ def _start_runner(env: dict[str, str], cwd: Path) -> None:
 
 
 def _ended(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"  # not reaped yet
-    except OSError:
-        return True
+    return _state(pid) in ("", "Z")  # gone, or not reaped yet
 
 
 @pytest.fixture
@@ -176,6 +174,41 @@ def test_a_served_command_draws_its_progress_bar_in_colour_on_the_callers_termin
     assert code == 0, out[-3000:]
     assert _served(warm_env) == 1  # the terminal was the runner's child's
     assert "\r" in out.replace("\r\n", "") and ANSI.search(out) and "3 new image(s)" in out
+
+
+def test_ctrl_z_stops_the_served_command_and_fg_resumes_it(tmp_path, warm_env):
+    make_images(tmp_path / "photos", 8, 16, 12)
+    marker, ws, photos = str(tmp_path / "computed.txt"), str(tmp_path / "ws"), str(tmp_path / "photos")
+    script = tmp_path / "flow.py"
+    script.write_text(FLOW.format(marker=marker, ws=ws, photos=photos))
+    _start_runner(warm_env, tmp_path)
+    run = subprocess.Popen(
+        [BEPREPARED, "run", str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**warm_env, "SLOW": "0.3"},
+        start_new_session=True,
+    )
+    wait_for(lambda: computed(script) >= 2)
+    command = read_holder(tmp_path / "ws").pid  # the runner's child holds the workspace while it computes
+    assert command != run.pid
+    os.killpg(run.pid, signal.SIGTSTP)  # what Ctrl-Z sends to the terminal's foreground group
+    wait_for(lambda: _state(command) == "T", timeout=30)
+    stopped_at = computed(script)
+    time.sleep(1.5)
+    assert computed(script) == stopped_at < 8 and run.poll() is None
+    os.killpg(run.pid, signal.SIGCONT)  # fg / bg
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err[-3000:]
+    assert computed(script) == 8 and "8 kept" in out
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return ""
 
 
 def test_a_killed_runner_leaves_its_command_running_and_the_client_waits_for_it(tmp_path, warm_env):
