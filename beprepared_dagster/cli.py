@@ -107,8 +107,10 @@ a process with Dagster already imported that runs the next `run`/`exec` of the s
 packages and environment on your terminal, saving the 1-2 s of imports. It leaves after
 $BEPREPARED_WARM_IDLE seconds without a command (default 900). BEPREPARED_WARM=0 turns it off.
 
-  beprepared warm         list this user's warm runners
-  beprepared warm stop    stop them (a command they are running finishes first)"""
+`beprepared warm` lists this user's warm runners; `beprepared warm stop` stops them (a command they
+are running finishes first).
+
+example: beprepared warm stop"""
 _DEV_HELP = """Start `dagster dev` with DAGSTER_HOME inside the workspace, so run history (half of the cache)
 survives restarts. The workspace is the one the workflow files name (-w, when given, must agree).
 
@@ -168,11 +170,11 @@ def _warm(args: argparse.Namespace) -> int:
         print(f"asked {warm.stop_runners()} warm runner(s) to stop")
         return 0
     found = warm.runners()
-    for status in found:
-        state = "stopping" if status.get("stopping") else f"idle limit {status.get('idle_seconds', 0):.0f} s"
+    for status in found:  # a runner asked to stop listens no more, so only serving ones answer
         print(
             f"pid {status.get('pid')}: {status.get('served', 0)} command(s) served, "
-            f"{status.get('running', 0)} running, {state} ({status.get('python')})"
+            f"{status.get('running', 0)} running, idle limit {status.get('idle_seconds', 0):.0f} s "
+            f"({status.get('python')})"
         )
     if not found:
         print("no warm runner" + ("" if warm.enabled() else " (BEPREPARED_WARM turns them off)"))

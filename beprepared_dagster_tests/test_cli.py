@@ -82,7 +82,7 @@ def flow(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["run"], ["exec"], ["db"], ["db", "list"], ["db", "clear"], ["db", "import"], ["dev"]],
+    [[], ["run"], ["exec"], ["db"], ["db", "list"], ["db", "clear"], ["db", "import"], ["dev"], ["warm"]],
     ids=lambda c: " ".join(c) or "beprepared",
 )
 def test_every_command_has_help(command):

@@ -279,7 +279,6 @@ class Runner:
             "running": len(self.children),
             "started": self.started,
             "idle_seconds": self.idle,
-            "stopping": self.stopping,
         }
 
     def _release_socket(self) -> None:
