@@ -7,7 +7,8 @@ those modules imported, waiting on a Unix socket. The next `beprepared run` or `
 same packages, same environment) hands its command line to it, with its terminal (stdin, stdout and stderr,
 passed as file descriptors), working folder, environment and umask: the runner forks, and the child runs
 the command exactly as this process would have, printing on this terminal, while this process waits,
-passes on Ctrl-C (and SIGTERM, SIGHUP, SIGQUIT) and exits with the child's status. Nothing of one command
+passes on Ctrl-C (and SIGTERM, SIGHUP, SIGQUIT; Ctrl-Z stops both, `fg` resumes both) and exits with the
+child's status. Nothing of one command
 stays for the next: every command gets a fresh fork of the imported, idle runner.
 
 A runner serves only commands that would import the same code: its socket is named after a digest of the
