@@ -49,7 +49,8 @@ class DisplayCache:
         self._known: dict[str, DisplayFile] = {}
         # Copies to make ahead of the browser: the pages' next images first (urgent), then the prefetcher's.
         self._wanted: collections.deque[str] = collections.deque()
-        self._queued: set[str] = set()
+        self._queued: set[str] = set()  # in `_wanted`, or taken from it and being made
+        self._making: set[str] = set()  # taken from `_wanted` by a warmer, not made yet
         self._wake = threading.Condition()
         # Making copies is CPU-bound: at most half the cores, so saving labels and serving stay responsive.
         self.workers = max(1, (os.cpu_count() or 2) // 2)
@@ -77,15 +78,18 @@ class DisplayCache:
     def warm(self, object_ids: list[str], urgent: bool = False) -> int:
         """Generate copies in background threads (ahead of the browser asking); never blocks. `urgent`: ahead
         of everything queued (what a page shows next). Returns how many were queued."""
-        fresh = [o for o in object_ids if o not in self._known and is_object_id(o)]
+        fresh = list(dict.fromkeys(o for o in object_ids if o not in self._known and is_object_id(o)))
         with self._wake:
             if urgent:
+                queued = 0
                 for object_id in reversed(fresh):
+                    if object_id in self._making:
+                        continue  # a warmer is making it now
                     if object_id in self._queued:
-                        self._wanted.remove(object_id)
+                        self._wanted.remove(object_id)  # to the front
                     self._wanted.appendleft(object_id)
-                self._queued.update(fresh)
-                queued = len(fresh)
+                    self._queued.add(object_id)
+                    queued += 1
             else:
                 queued = 0
                 for object_id in fresh:
@@ -113,12 +117,14 @@ class DisplayCache:
                     self._warmers = [t for t in self._warmers if t is not threading.current_thread()]
                     return
                 object_id = self._wanted.popleft()
+                self._making.add(object_id)
             try:
                 self.get(object_id)
             except (BadImage, OSError, ValueError) as exc:
                 log.debug("display copy of %s failed: %s", object_id, exc)
             finally:
                 with self._wake:
+                    self._making.discard(object_id)
                     self._queued.discard(object_id)
 
     def _lock_for(self, object_id: str) -> threading.Lock:

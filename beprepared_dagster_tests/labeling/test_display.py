@@ -117,3 +117,23 @@ def test_warm_generates_in_the_background(cache: DisplayCache) -> None:
     while not all((cache.root / i[:2] / f"{i}.jpg").is_file() for i in ids):
         assert time.monotonic() < deadline, "the warmer did not generate the copies"
         time.sleep(0.05)
+
+
+def test_urgent_warm_of_a_copy_being_made_neither_fails_nor_queues_it_twice(tmp_path: Path) -> None:
+    slots = threading.BoundedSemaphore(1)
+    cache = DisplayCache(ObjectStore(tmp_path / "objects"), tmp_path / "cache" / "display", slots=slots)
+    ids = [cache.objects.put_bytes(encode(Image.new("RGB", (2000, 1000), (0, 100 * i, 0)))) for i in range(2)]
+    assert ids[0] != ids[1]
+    with slots:  # the warmer takes the first id and waits for a slot: it is being made
+        cache.warm(ids[:1])
+        deadline = time.monotonic() + 30
+        while cache.pending():
+            assert time.monotonic() < deadline, "the warmer did not take the copy"
+            time.sleep(0.01)
+        # The page asks for it (and a next one, twice) urgently while it is being made.
+        assert cache.warm([ids[0], ids[1], ids[1]], urgent=True) == 1
+        assert cache.pending() == 1
+    deadline = time.monotonic() + 30
+    while not all((cache.root / i[:2] / f"{i}.jpg").is_file() for i in ids):
+        assert time.monotonic() < deadline, "the warmer did not generate the copies"
+        time.sleep(0.05)
