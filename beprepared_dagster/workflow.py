@@ -12,6 +12,7 @@ import inspect
 import json
 import re
 import runpy
+import sys
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -253,13 +254,21 @@ class Workflow:
         from beprepared_dagster.orchestration.gcpolicy import few_full_collections, no_collection
         from beprepared_dagster.store.workspace import WorkspaceStore
 
-        # New files are hashed while Dagster is imported and the instance opened (discovery needs both).
-        kwargs.setdefault("prescan", PreScan(WorkspaceStore(self.workspace_dir), self))
+        # New files are hashed while Dagster is imported and the instance opened (discovery needs both);
+        # where an instance's storage modules are imported already (a warm runner, a second run in one
+        # process), there is nothing to overlap: the hints would only walk the folders twice.
+        if not _instance_modules_loaded():
+            kwargs.setdefault("prescan", PreScan(WorkspaceStore(self.workspace_dir), self))
         with few_full_collections():  # from the imports on: they build most of what a run keeps alive
             with no_collection():  # the imports themselves make no garbage worth looking for
                 from beprepared_dagster.orchestration.runner import run_workflow  # lazy: DSL is Dagster-free
 
             return run_workflow(self, **kwargs)
+
+
+def _instance_modules_loaded() -> bool:
+    """Whether this process has opened (or, as a warm runner, imported what opens) a workspace instance."""
+    return "beprepared_dagster.orchestration.event_log" in sys.modules
 
 
 def _build_stages(workflow: str, roots: list[Node]) -> list[Stage]:

@@ -58,9 +58,18 @@ PRELOAD = (
     "dagster._core.execution.execute_in_process",
     "dagster._core.executor.in_process",
     "dagster._core.definitions.external_asset",
+    "dagster._core.definitions.repository_definition.repository_data_builder",
+    "dagster._core.execution.plan.active",
+    "dagster._core.system_config.composite_descent",
+    "dagster._core.types.transform_typing",
     "upath",
+    "upath.implementations.local",
+    "fsspec.implementations.local",
     "duckdb",
     "PIL.Image",
+    "PIL.ImageDraw",
+    "PIL.ImageFont",
+    "beprepared_dagster.export.jsontext",
 )
 
 

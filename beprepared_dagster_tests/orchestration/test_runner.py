@@ -74,6 +74,24 @@ def test_seed_workflow_exports_and_persists_dagster_home(photos, workspace_dir):
     assert "big_" in meta["preview"]
 
 
+def test_new_files_are_hashed_ahead_only_while_the_instance_modules_still_load(
+    photos, workspace_dir, monkeypatch
+):
+    from beprepared_dagster import workflow as workflow_module
+    from beprepared_dagster.orchestration import discovery
+
+    made: list = []
+    original = discovery.PreScan.__init__
+    monkeypatch.setattr(discovery.PreScan, "__init__", lambda self, *a: made.append(1) or original(self, *a))
+    with monkeypatch.context() as fresh:  # as in a fresh process
+        fresh.setattr(workflow_module, "_instance_modules_loaded", lambda: False)
+        first = seed_workflow(photos, workspace_dir).run()
+    assert made == [1] and first.new_images == 6  # the pre-scan ran beside the instance's imports
+    make_images(photos, 2, 700, 600, start=50)
+    second = seed_workflow(photos, workspace_dir).run()  # those modules are loaded now (a warm runner too)
+    assert made == [1] and second.new_images == 2  # discovery alone: the folder is walked once
+
+
 def test_rerun_of_unchanged_workflow_recomputes_nothing(photos, workspace_dir):
     workflow = seed_workflow(photos, workspace_dir)
     workflow.run()
