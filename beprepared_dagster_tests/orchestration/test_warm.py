@@ -124,22 +124,29 @@ def test_no_runner_is_used_or_started_when_turned_off_or_for_another_environment
     assert _served(warm_env) == 1
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "client killed"])
-def test_ctrl_c_reaches_the_command_and_a_dead_client_stops_it(tmp_path, warm_env, how):
-    make_images(tmp_path / "photos", 10, 16, 12)
+def _slow_run(tmp_path: Path, env: dict[str, str], images: int, slow: float) -> tuple[Path, subprocess.Popen]:
+    """A runner, then `beprepared run` of a workflow whose node takes `slow` s per image (two per batch), in
+    a session of its own (its group gets the signals a terminal sends): the flow file and the client."""
+    make_images(tmp_path / "photos", images, 16, 12)
     marker, ws, photos = str(tmp_path / "computed.txt"), str(tmp_path / "ws"), str(tmp_path / "photos")
     script = tmp_path / "flow.py"
     script.write_text(FLOW.format(marker=marker, ws=ws, photos=photos))
-    _start_runner(warm_env, tmp_path)
+    _start_runner(env, tmp_path)
     run = subprocess.Popen(
         [BEPREPARED, "run", str(script)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**warm_env, "SLOW": "0.4"},
-        start_new_session=True,  # its group gets the signal, as a terminal's Ctrl-C sends it
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        env={**env, "SLOW": str(slow)},
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as on a terminal
     )
+    return script, run
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "client killed"])
+def test_ctrl_c_reaches_the_command_and_a_dead_client_stops_it(tmp_path, warm_env, how):
+    script, run = _slow_run(tmp_path, warm_env, images=10, slow=0.4)
     wait_for(lambda: computed(script) >= 4)
     status = _status(warm_env)
     assert [s["served"] for s in status] == [1], (status, run.poll())
@@ -177,19 +184,7 @@ def test_a_served_command_draws_its_progress_bar_in_colour_on_the_callers_termin
 
 
 def test_ctrl_z_stops_the_served_command_and_fg_resumes_it(tmp_path, warm_env):
-    make_images(tmp_path / "photos", 8, 16, 12)
-    marker, ws, photos = str(tmp_path / "computed.txt"), str(tmp_path / "ws"), str(tmp_path / "photos")
-    script = tmp_path / "flow.py"
-    script.write_text(FLOW.format(marker=marker, ws=ws, photos=photos))
-    _start_runner(warm_env, tmp_path)
-    run = subprocess.Popen(
-        [BEPREPARED, "run", str(script)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**warm_env, "SLOW": "0.3"},
-        start_new_session=True,
-    )
+    script, run = _slow_run(tmp_path, warm_env, images=8, slow=0.3)
     wait_for(lambda: computed(script) >= 2)
     command = read_holder(tmp_path / "ws").pid  # the runner's child holds the workspace while it computes
     assert command != run.pid
@@ -212,20 +207,9 @@ def _state(pid: int) -> str:
 
 
 def test_a_killed_runner_leaves_its_command_running_and_the_client_waits_for_it(tmp_path, warm_env):
-    make_images(tmp_path / "photos", 6, 16, 12)
-    marker, ws, photos = str(tmp_path / "computed.txt"), str(tmp_path / "ws"), str(tmp_path / "photos")
-    script = tmp_path / "flow.py"
-    script.write_text(FLOW.format(marker=marker, ws=ws, photos=photos))
-    _start_runner(warm_env, tmp_path)
-    runner = _status(warm_env)[0]["pid"]
-    run = subprocess.Popen(
-        [BEPREPARED, "run", str(script)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**warm_env, "SLOW": "0.3"},
-    )
+    script, run = _slow_run(tmp_path, warm_env, images=6, slow=0.3)
     wait_for(lambda: computed(script) >= 2)
+    runner = _status(warm_env)[0]["pid"]
     os.kill(runner, signal.SIGKILL)
     out, err = run.communicate(timeout=120)
     assert run.returncode == 1
