@@ -69,7 +69,8 @@ def venv(dist: Path, tmp_path_factory) -> Path:
 
 def fresh_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "BEPREPARED_", "DAGSTER_"))}
-    return {**env, "BEPREPARED_WORKSPACE": str(home / "workspace"), "HOME": str(home), "NO_COLOR": "1"}
+    env.update(BEPREPARED_WORKSPACE=str(home / "workspace"), HOME=str(home), NO_COLOR="1")
+    return {**env, "BEPREPARED_WARM": "0"}  # no warm runner left behind by `beprepared run` (test_warm's)
 
 
 def test_sdist_and_wheel_are_built(dist):
