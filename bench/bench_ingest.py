@@ -230,15 +230,7 @@ def _runner_rss_mib(env: dict[str, str]) -> float:
 def _runners(env: dict[str, str]) -> list[dict]:
     from beprepared_dagster.orchestration import warm
 
-    saved = os.environ.get(warm.WARM_DIR_ENV)
-    os.environ[warm.WARM_DIR_ENV] = env[warm.WARM_DIR_ENV]
-    try:
-        return warm.runners()
-    finally:
-        if saved is None:
-            del os.environ[warm.WARM_DIR_ENV]
-        else:
-            os.environ[warm.WARM_DIR_ENV] = saved
+    return warm.runners(env)
 
 
 def cli_phases(rows: dict[str, list[dict]], src: Path, ws: Path, work: Path, extras: list[Path]) -> None:

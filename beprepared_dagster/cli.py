@@ -30,10 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         (getattr(args, "subparser", None) or parser).print_help(sys.stderr)
         return 1
-    warm = argv is None and args.func in (_run, _exec) and _warm_enabled()
-    if warm:  # the console script: a warm runner may run it (see orchestration.warm)
+    warm = False
+    if argv is None and args.func in (_run, _exec):  # the console script: a warm runner may run it
         from beprepared_dagster.orchestration import warm as runner
 
+        warm = runner.enabled()
+    if warm:
         client = runner.Client.now()
         try:
             status = runner.delegate(client, sys.argv)
@@ -56,12 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if warm:  # the next `beprepared run` need not import Dagster again
             runner.start_runner(client)
-
-
-def _warm_enabled() -> bool:
-    from beprepared_dagster.orchestration.warm import enabled
-
-    return enabled()
 
 
 def _parser() -> argparse.ArgumentParser:

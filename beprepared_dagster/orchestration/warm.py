@@ -37,6 +37,7 @@ import stat
 import struct
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,14 +70,14 @@ def idle_seconds() -> float:
         return DEFAULT_IDLE
 
 
-def runtime_dir() -> Path | None:
-    """The folder of this user's runner sockets, created 0700; None when it is not safe to use (another
-    user's, a symbolic link, or open to others) or cannot be made."""
-    chosen = os.environ.get(WARM_DIR_ENV)
+def runtime_dir(env: Mapping[str, str] = os.environ) -> Path | None:
+    """The folder of this user's runner sockets (as `env` names it), created 0700; None when it is not safe
+    to use (another user's, a symbolic link, or open to others) or cannot be made."""
+    chosen = env.get(WARM_DIR_ENV)
     if chosen:
         folder = Path(chosen)
     else:
-        xdg = os.environ.get("XDG_RUNTIME_DIR")
+        xdg = env.get("XDG_RUNTIME_DIR")
         if xdg and os.path.isdir(xdg):
             folder = Path(xdg) / "beprepared-warm"
         else:
@@ -232,9 +233,10 @@ def start_runner(client: Client) -> None:
         )
 
 
-def runners() -> list[dict[str, Any]]:
-    """Every runner listening in this user's folder: its status (pid, key, commands served, idle limit)."""
-    folder = runtime_dir()
+def runners(env: Mapping[str, str] = os.environ) -> list[dict[str, Any]]:
+    """Every runner listening in this user's folder (as `env` names it): its status (pid, key, commands
+    served, idle limit)."""
+    folder = runtime_dir(env)
     found = []
     for sock in sorted(folder.glob("*.sock")) if folder else []:
         status = ask(sock, {"status": True})

@@ -211,23 +211,17 @@ class Runner:
             conn.close()
             return
         if request.get("status") or request.get("stop"):  # not a command: the idle time goes on
-            for fd in fds:
-                os.close(fd)
             self.stopping = self.stopping or bool(request.get("stop"))
             with contextlib.suppress(OSError):
                 warm.send_reply(conn, self._status())
-            conn.close()
+            _refuse(conn, fds)
             return
         if len(fds) != 3 or not isinstance(request.get("argv"), list):
-            for fd in fds:
-                os.close(fd)
-            conn.close()
+            _refuse(conn, fds)
             return
         if _threads() != 1:  # something started a thread since: run the command in the caller's process
-            for fd in fds:
-                os.close(fd)
-            conn.close()
             self.stopping = True
+            _refuse(conn, fds)
             return
         pid = os.fork()
         if pid == 0:
@@ -378,6 +372,13 @@ def _take_streams() -> None:
     sys.stdin = sys.__stdin__ = stream(0, "r", "strict")
     sys.stdout = sys.__stdout__ = stream(1, "w", "strict")
     sys.stderr = sys.__stderr__ = stream(2, "w", "backslashreplace")
+
+
+def _refuse(conn: socket.socket, fds: list[int]) -> None:
+    """End a connection without running a command: the client runs it in its own process, if any."""
+    for fd in fds:
+        os.close(fd)
+    conn.close()
 
 
 def _interrupt(pid: int) -> None:

@@ -40,16 +40,7 @@ def warm_env(tmp_path: Path):
 
 
 def _status(env: dict[str, str]) -> list[dict]:
-    previous = {k: os.environ.get(k) for k in ("BEPREPARED_WARM_DIR",)}
-    os.environ["BEPREPARED_WARM_DIR"] = env["BEPREPARED_WARM_DIR"]
-    try:
-        return warm.runners()
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return warm.runners(env)
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
